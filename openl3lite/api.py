@@ -1,0 +1,488 @@
+"""The embedding API: OpenL3 0.4.2's functions, names, parameters and defaults.
+
+Audio flows block by block: decode -> downmix -> resample to 48 kHz -> 1-second windows ->
+spectrogram -> network, so memory depends on ``batch_size``, not on the input's length.
+"""
+
+import numbers
+import os
+
+import numpy as np
+
+from . import audio as audio_io
+from . import framing, image as image_io
+from .batching import batched, keras_predict, run_batches
+from .errors import OpenL3liteError, warn
+from .frontend import FRONTENDS, INPUT_REPRS, librosa_spectrogram
+from .models import CONTENT_TYPES, as_audio_model, as_image_model, check_choice
+from .output import output_path, write_npz_atomic
+
+#: Samples of an in-memory signal handed to the resampler at a time.
+_ARRAY_BLOCK = audio_io.DEFAULT_BLOCK_FRAMES
+
+
+# ---------------------------------------------------------------- parameter validation
+
+def _check_positive_number(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) \
+            or value <= 0:
+        raise OpenL3liteError(f"invalid {name} {value!r}: must be a positive number")
+    return value
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise OpenL3liteError(f"invalid {name} {value!r}: must be a positive integer")
+    return int(value)
+
+
+def _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
+                         frontend, center, resampler):
+    if input_repr is not None:
+        check_choice("input_repr", input_repr, INPUT_REPRS)
+    check_choice("content_type", content_type, CONTENT_TYPES)
+    if isinstance(embedding_size, bool) or embedding_size not in (6144, 512):
+        raise OpenL3liteError(f"invalid embedding_size {embedding_size!r}: must be 6144 or 512")
+    _check_positive_number("hop_size", hop_size)
+    if framing.hop_length(hop_size) < 1:
+        raise OpenL3liteError(f"invalid hop_size {hop_size!r}: shorter than one sample at 48 kHz")
+    _check_positive_int("batch_size", batch_size)
+    check_choice("frontend", frontend, FRONTENDS)
+    check_choice("resampler", resampler, audio_io.RESAMPLERS)
+    if not isinstance(center, (bool, np.bool_)):
+        raise OpenL3liteError(f"invalid center {center!r}: must be True or False")
+
+
+def _check_audio_array(samples, sr, source):
+    """Validate one signal; returns (mono float64 (n,), sr)."""
+    if isinstance(sr, bool) or not isinstance(sr, numbers.Real) or not np.isfinite(sr) or sr <= 0:
+        raise OpenL3liteError(f"{source}: invalid sample rate {sr!r}: must be a positive number")
+    samples = np.asarray(samples)
+    if samples.dtype == object or not np.issubdtype(samples.dtype, np.number):
+        raise OpenL3liteError(f"{source}: audio must be a numeric array, got dtype {samples.dtype}")
+    if samples.size == 0:
+        raise OpenL3liteError(f"{source}: got empty audio")
+    if samples.ndim not in (1, 2):
+        raise OpenL3liteError(f"{source}: audio must be 1-D (samples,) or 2-D (samples, channels);"
+                              f" got {samples.ndim} dimensions")
+    if samples.ndim == 2 and samples.shape[1] > samples.shape[0]:
+        raise OpenL3liteError(f"{source}: audio of shape {samples.shape} has more channels than "
+                              "samples; multichannel audio must be (samples, channels)")
+    if np.iscomplexobj(samples):
+        raise OpenL3liteError(f"{source}: audio must be real-valued")
+    if not np.all(np.isfinite(samples)):
+        raise OpenL3liteError(f"{source}: audio contains NaN or infinite samples")
+    return audio_io.downmix(samples), sr
+
+
+def _warn_audio_content(mono_is_all_zero, n_frames, sr, source):
+    if mono_is_all_zero:
+        warn(f"{source}: provided audio is all zeros")
+    if n_frames / sr < 1.0:
+        warn(f"{source}: duration of provided audio is shorter than window size (1 second). "
+             "Audio will be padded.")
+
+
+# ---------------------------------------------------------------- audio
+
+def _progress(total, enabled, desc):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="win", leave=False)
+
+
+def _audio_predict(model):
+    predict = keras_predict(model.keras_model)
+    if model.frontend == "librosa":
+        return lambda windows: predict(librosa_spectrogram(windows, model.input_repr))
+    return predict
+
+
+def embed_audio_stream(blocks, n_frames, sr, model, center, hop_size, batch_size,
+                       resampler="kaiser_best", verbose=False, desc="audio"):
+    """Embed a mono signal given as a stream of blocks at ``sr``.
+
+    Parameters
+    ----------
+    blocks : iterable of np.ndarray, float64, shape (k,)
+        Consecutive mono blocks, ``n_frames`` samples in total.
+    n_frames : int
+        Signal length in samples at ``sr``.
+    sr : float
+        Sample rate in Hz.
+    model : AudioEmbeddingModel
+    center : bool
+    hop_size : float
+        Seconds.
+    batch_size : int
+    resampler : str
+    verbose : bool
+        Show a progress bar over windows.
+    desc : str
+        Progress bar label.
+
+    Returns
+    -------
+    embedding : np.ndarray, float32, shape (n_windows, embedding_size)
+    timestamps : np.ndarray, float64, shape (n_windows,)
+    """
+    n_samples = audio_io.resampled_length(n_frames, sr)
+    n_windows = framing.count_windows(n_samples, hop_size, center)
+    resampled = audio_io.iter_resampled(blocks, sr, n_frames, method=resampler)
+    batches = framing.iter_window_batches(resampled, n_samples, hop_size, center, batch_size)
+    progress = _progress(n_windows, verbose, desc)
+    try:
+        embedding = run_batches(_audio_predict(model), batches, n_windows, progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    return embedding, framing.window_timestamps(n_windows, hop_size)
+
+
+def _array_blocks(mono):
+    for start in range(0, len(mono), _ARRAY_BLOCK):
+        yield mono[start : start + _ARRAY_BLOCK]
+
+
+def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="music",
+                        embedding_size=6144, center=True, hop_size=0.1, batch_size=32,
+                        frontend="kapre", verbose=True, resampler="kaiser_best"):
+    """Compute L3 embeddings of audio, one per 1-second window.
+
+    Parameters
+    ----------
+    audio : np.ndarray or list of np.ndarray
+        Signal(s), shape (samples,) or (samples, channels); channels are averaged.
+    sr : float or list of float
+        Sample rate(s) in Hz; resampled to 48 kHz.
+    model : AudioEmbeddingModel or keras.Model, optional
+        None loads the default released model.
+    input_repr : str, optional
+        ``linear``, ``mel128`` or ``mel256``; None takes the model's.
+    content_type : str
+        ``music`` or ``env`` (OpenL3 compatibility).
+    embedding_size : int
+        6144 or 512 (used when ``model`` is None).
+    center : bool
+        Centre the first window on t=0 (prepend half a window of zeros).
+    hop_size : float
+        Hop between windows in seconds.
+    batch_size : int
+        Windows per network batch; peak memory grows with it.
+    frontend : str
+        ``kapre`` (in-graph) or ``librosa``; used when ``model`` is None.
+    verbose : bool
+        Show a progress bar.
+    resampler : str
+        ``kaiser_best`` (OpenL3-exact, default), ``soxr_hq`` or ``soxr_vhq`` (faster).
+
+    Returns
+    -------
+    embedding : np.ndarray, float32, shape (n_windows, D), or a list of them
+    timestamps : np.ndarray, float64, shape (n_windows,), or a list of them
+        Window centres (``center=True``) or starts, in seconds.
+    """
+    _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
+                         frontend, center, resampler)
+    is_list = isinstance(audio, (list, tuple))
+    signals = list(audio) if is_list else [audio]
+    if is_list and not signals:
+        raise OpenL3liteError("got an empty list of audio signals")
+    if isinstance(sr, (list, tuple, np.ndarray)):
+        rates = list(sr)
+        if len(rates) != len(signals):
+            raise OpenL3liteError(f"got {len(signals)} signals but {len(rates)} sample rates")
+    else:
+        rates = [sr] * len(signals)
+    checked = [_check_audio_array(x, r, f"audio[{i}]" if is_list else "audio")
+               for i, (x, r) in enumerate(zip(signals, rates))]
+    model = as_audio_model(model, input_repr, embedding_size, frontend)
+    embeddings, timestamps = [], []
+    for i, (mono, rate) in enumerate(checked):
+        _warn_audio_content(not np.any(mono), len(mono), rate, f"audio[{i}]" if is_list else "audio")
+        emb, ts = embed_audio_stream(_array_blocks(mono), len(mono), rate, model, center,
+                                     hop_size, batch_size, resampler, verbose)
+        embeddings.append(emb)
+        timestamps.append(ts)
+    if is_list:
+        return embeddings, timestamps
+    return embeddings[0], timestamps[0]
+
+
+def embed_audio_file(filepath, model, center=True, hop_size=0.1, batch_size=32,
+                     resampler="kaiser_best", verbose=False):
+    """Embed an audio file, streaming it from disk in blocks.
+
+    Parameters
+    ----------
+    filepath : str or os.PathLike
+    model : AudioEmbeddingModel
+
+    Returns
+    -------
+    embedding : np.ndarray, float32, shape (n_windows, D)
+    timestamps : np.ndarray, float64, shape (n_windows,)
+
+    Raises
+    ------
+    OpenL3liteError
+        Unreadable, empty or non-finite audio, naming the file.
+    """
+    path = os.fspath(filepath)
+    info = audio_io.audio_file_info(path)
+    if info.n_frames == 0:
+        raise OpenL3liteError(f"{path}: got empty audio")
+    all_zero = [True]
+    saw_non_finite = [False]
+
+    def checked_blocks():
+        for block in audio_io.iter_file_blocks(path):
+            if not np.all(np.isfinite(block)):
+                saw_non_finite[0] = True
+                raise OpenL3liteError(f"{path}: audio contains NaN or infinite samples")
+            if all_zero[0] and np.any(block):
+                all_zero[0] = False
+            yield block
+
+    if info.n_frames / info.sr < 1.0:
+        warn(f"{path}: duration of provided audio is shorter than window size (1 second). "
+             "Audio will be padded.")
+    result = embed_audio_stream(checked_blocks(), info.n_frames, info.sr, model, center,
+                                hop_size, batch_size, resampler, verbose,
+                                desc=os.path.basename(path))
+    if all_zero[0]:
+        warn(f"{path}: provided audio is all zeros")
+    return result
+
+
+def process_audio_file(filepath, output_dir=None, suffix=None, model=None, input_repr=None,
+                       content_type="music", embedding_size=6144, center=True, hop_size=0.1,
+                       batch_size=32, overwrite=False, frontend="kapre", verbose=True,
+                       resampler="kaiser_best"):
+    """Embed audio file(s) and save ``<basename><suffix>.npz`` with ``embedding`` and
+    ``timestamps``.
+
+    Parameters
+    ----------
+    filepath : str or list of str
+        Audio file(s).
+    output_dir : str, optional
+        Where to write; beside each input if None.
+    suffix : str, optional
+        Appended to the output's base name.
+    overwrite : bool
+        Replace existing outputs (otherwise they are skipped).
+    Other parameters as :func:`get_audio_embedding`.
+
+    Returns
+    -------
+    str or list of str
+        Output path(s).
+    """
+    _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
+                         frontend, center, resampler)
+    paths = list(filepath) if isinstance(filepath, (list, tuple)) else [filepath]
+    model = as_audio_model(model, input_repr, embedding_size, frontend)
+    outputs = []
+    for path in paths:
+        out = output_path(path, output_dir, suffix)
+        outputs.append(out)
+        if os.path.exists(out) and not overwrite:
+            if verbose:
+                print(f"{out} exists; skipping (use overwrite=True to replace it)")
+            continue
+        embedding, timestamps = embed_audio_file(path, model, center, hop_size, batch_size,
+                                                 resampler, verbose)
+        write_npz_atomic(out, embedding=embedding, timestamps=timestamps)
+    return outputs if isinstance(filepath, (list, tuple)) else outputs[0]
+
+
+# ---------------------------------------------------------------- images
+
+def embed_images(batch, model, batch_size=32, verbose=False, source="image"):
+    """Embed a validated batch of images.
+
+    Parameters
+    ----------
+    batch : np.ndarray, shape (N, H, W, 3)
+    model : ImageEmbeddingModel
+    batch_size : int
+
+    Returns
+    -------
+    np.ndarray, float32, shape (N, D)
+    """
+    predict = keras_predict(model.keras_model)
+    if model.image_scaling == "openl3":  # OpenL3 scales by the whole array's maximum
+        inputs = batched(image_io.preprocess_images(batch, "openl3"), batch_size)
+    else:
+        inputs = (image_io.preprocess_images(chunk, model.image_scaling)
+                  for chunk in batched(batch, batch_size))
+    progress = _progress(len(batch), verbose, source)
+    try:
+        return run_batches(predict, inputs, len(batch), progress)
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+def get_image_embedding(image, frame_rate=None, model=None, input_repr=None,
+                        content_type="music", embedding_size=8192, batch_size=32, verbose=True):
+    """Compute L3 image embeddings.
+
+    Parameters
+    ----------
+    image : np.ndarray or list of np.ndarray
+        (H, W, 3) image or (N, H, W, 3) batch (e.g. video frames); grey and RGBA are converted.
+        At least 224 px on the shorter side.
+    frame_rate : float or list of float, optional
+        Frames per second of a batch; when given, timestamps are returned too.
+    model : ImageEmbeddingModel or keras.Model, optional
+        None loads the default released model.
+    input_repr, content_type : str
+        Accepted for OpenL3 compatibility.
+    embedding_size : int
+        8192 or 512 (used when ``model`` is None).
+    batch_size : int
+    verbose : bool
+
+    Returns
+    -------
+    embedding : np.ndarray, float32, shape (N, D), or a list of them
+    timestamps : np.ndarray, float64, shape (N,), or a list (only if ``frame_rate`` is given)
+    """
+    if input_repr is not None:
+        check_choice("input_repr", input_repr, INPUT_REPRS)
+    check_choice("content_type", content_type, CONTENT_TYPES)
+    if isinstance(embedding_size, bool) or embedding_size not in (8192, 512):
+        raise OpenL3liteError(f"invalid embedding_size {embedding_size!r}: must be 8192 or 512")
+    _check_positive_int("batch_size", batch_size)
+    is_list = isinstance(image, (list, tuple))
+    images = list(image) if is_list else [image]
+    if is_list and not images:
+        raise OpenL3liteError("got an empty list of images")
+    if isinstance(frame_rate, (list, tuple)):
+        if len(frame_rate) != len(images):
+            raise OpenL3liteError(f"got {len(images)} images but {len(frame_rate)} frame rates")
+        rates = list(frame_rate)
+    else:
+        rates = [frame_rate] * len(images)
+    for rate in rates:
+        if rate is not None:
+            _check_positive_number("frame_rate", rate)
+    batches = [image_io.as_image_batch(x, f"image[{i}]" if is_list else "image")
+               for i, x in enumerate(images)]
+    model = as_image_model(model, embedding_size)
+    embeddings = [embed_images(b, model, batch_size, verbose) for b in batches]
+    timestamps = [np.arange(len(b)) / rate if rate is not None else None
+                  for b, rate in zip(batches, rates)]
+    if frame_rate is None:
+        return embeddings if is_list else embeddings[0]
+    if is_list:
+        return embeddings, timestamps
+    return embeddings[0], timestamps[0]
+
+
+def process_image_file(filepath, output_dir=None, suffix=None, model=None, input_repr=None,
+                       content_type="music", embedding_size=8192, batch_size=32,
+                       overwrite=False, verbose=True):
+    """Embed image file(s) and save ``<basename><suffix>.npz`` with key ``embedding``
+    (shape (1, D)).
+
+    Returns
+    -------
+    str or list of str
+        Output path(s).
+    """
+    if input_repr is not None:
+        check_choice("input_repr", input_repr, INPUT_REPRS)
+    check_choice("content_type", content_type, CONTENT_TYPES)
+    _check_positive_int("batch_size", batch_size)
+    paths = list(filepath) if isinstance(filepath, (list, tuple)) else [filepath]
+    model = as_image_model(model, embedding_size)
+    outputs = []
+    for path in paths:
+        out = output_path(path, output_dir, suffix)
+        outputs.append(out)
+        if os.path.exists(out) and not overwrite:
+            if verbose:
+                print(f"{out} exists; skipping (use overwrite=True to replace it)")
+            continue
+        batch = image_io.as_image_batch(image_io.read_image(path), os.fspath(path))
+        embedding = embed_images(batch, model, batch_size, False, os.fspath(path))
+        write_npz_atomic(out, embedding=embedding)
+    return outputs if isinstance(filepath, (list, tuple)) else outputs[0]
+
+
+# ---------------------------------------------------------------- video
+
+def embed_video_file(filepath, audio_model, image_model, center=True, hop_size=0.1,
+                     audio_batch_size=32, image_batch_size=32, verbose=False):
+    """Embed a video's audio track and frames.
+
+    Returns
+    -------
+    dict
+        ``audio_embedding`` (n_windows, D_a), ``audio_timestamps`` (n_windows,),
+        ``image_embedding`` (n_frames, D_i), ``image_timestamps`` (n_frames,) in seconds.
+    """
+    from . import video
+
+    path = os.fspath(filepath)
+    samples = video.read_video_audio(path, sr=audio_io.TARGET_SR)
+    mono, _ = _check_audio_array(samples, audio_io.TARGET_SR, path)
+    _warn_audio_content(not np.any(mono), len(mono), audio_io.TARGET_SR, path)
+    audio_emb, audio_ts = embed_audio_stream(_array_blocks(mono), len(mono), audio_io.TARGET_SR,
+                                             audio_model, center, hop_size, audio_batch_size,
+                                             verbose=verbose, desc=os.path.basename(path))
+    if image_model.image_scaling == "openl3":  # OpenL3 stretches frames to 256x256
+        frames, fps = video.read_video_frames(path, size=(256, 256))
+        timestamps = np.arange(len(frames)) / int(fps)
+    else:
+        frames, fps = video.read_video_frames(path, short_side=256)
+        timestamps = np.arange(len(frames)) / fps
+    if len(frames) == 0:
+        raise OpenL3liteError(f"{path}: video has no frames")
+    batch = image_io.as_image_batch(frames, path)
+    image_emb = embed_images(batch, image_model, image_batch_size, verbose, path)
+    return {"audio_embedding": audio_emb, "audio_timestamps": audio_ts,
+            "image_embedding": image_emb, "image_timestamps": timestamps}
+
+
+def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
+                       image_model=None, input_repr=None, content_type="music",
+                       audio_embedding_size=6144, audio_center=True, audio_hop_size=0.1,
+                       image_embedding_size=8192, audio_batch_size=32, image_batch_size=32,
+                       audio_frontend="kapre", overwrite=False, verbose=True):
+    """Embed video file(s): saves ``<basename>_audio<suffix>.npz`` and
+    ``<basename>_image<suffix>.npz``, each with ``embedding`` and ``timestamps``.
+
+    Returns
+    -------
+    tuple of str or list of tuples
+        (audio output, image output) per file.
+    """
+    _check_audio_options(input_repr, content_type, audio_embedding_size, audio_hop_size,
+                         audio_batch_size, audio_frontend, audio_center, "kaiser_best")
+    _check_positive_int("image_batch_size", image_batch_size)
+    paths = list(filepath) if isinstance(filepath, (list, tuple)) else [filepath]
+    audio_model = as_audio_model(audio_model, input_repr, audio_embedding_size, audio_frontend)
+    image_model = as_image_model(image_model, image_embedding_size)
+    outputs = []
+    for path in paths:
+        audio_out = output_path(path, output_dir, suffix, modality="audio")
+        image_out = output_path(path, output_dir, suffix, modality="image")
+        outputs.append((audio_out, image_out))
+        if os.path.exists(audio_out) and os.path.exists(image_out) and not overwrite:
+            if verbose:
+                print(f"{audio_out} and {image_out} exist; skipping")
+            continue
+        result = embed_video_file(path, audio_model, image_model, audio_center, audio_hop_size,
+                                  audio_batch_size, image_batch_size, verbose)
+        write_npz_atomic(audio_out, embedding=result["audio_embedding"],
+                         timestamps=result["audio_timestamps"])
+        write_npz_atomic(image_out, embedding=result["image_embedding"],
+                         timestamps=result["image_timestamps"])
+    return outputs if isinstance(filepath, (list, tuple)) else outputs[0]

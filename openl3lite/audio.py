@@ -1,0 +1,368 @@
+"""Decode, downmix and resample audio, whole or in bounded-memory blocks.
+
+Everything here works on float64 samples in [-1, 1). The network's sample rate is
+:data:`TARGET_SR` (48 kHz). Resampling is block-wise with enough context on each side that the
+result equals resampling the whole signal at once (to float64 round-off), so a file of any
+length is processed in memory that does not grow with its duration.
+"""
+
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from .errors import OpenL3liteError
+
+#: Sample rate of the network's input, in Hz.
+TARGET_SR = 48000
+
+#: Resampling methods: ``kaiser_best`` reproduces OpenL3 0.4.2 (resampy 0.2.2's kaiser_best
+#: table); ``soxr_hq`` / ``soxr_vhq`` are libsoxr's much faster streaming resamplers.
+RESAMPLERS = ("kaiser_best", "soxr_hq", "soxr_vhq")
+
+# resampy 0.2.2's kaiser_best table, rebuilt with resampy's public sinc_window: 64 zero
+# crossings, 2**9 table entries per crossing, a symmetric Kaiser window with this beta and
+# this roll-off (the values stored in resampy 0.2.2's kaiser_best.npz).
+_KAISER_BEST_ZEROS = 64
+_KAISER_BEST_PRECISION = 9
+_KAISER_BEST_BETA = 14.769656459379492
+_KAISER_BEST_ROLLOFF = 0.9475937167399596
+
+#: Input samples read per block when streaming a file (about 10 s at 44.1 kHz).
+DEFAULT_BLOCK_FRAMES = 441000
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What is known about an audio source before decoding it.
+
+    Attributes
+    ----------
+    sr : int or float
+        Sample rate in Hz.
+    n_frames : int
+        Number of samples per channel.
+    n_channels : int
+        Number of channels.
+    """
+
+    sr: float
+    n_frames: int
+    n_channels: int
+
+
+def audio_file_info(path):
+    """Read the sample rate, length and channel count of an audio file without decoding it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Audio file readable by libsndfile (WAV, FLAC, OGG, MP3, ...).
+
+    Returns
+    -------
+    AudioInfo
+
+    Raises
+    ------
+    OpenL3liteError
+        If the file does not exist or cannot be decoded.
+    """
+    import soundfile as sf
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise OpenL3liteError(f"{path}: file not found")
+    try:
+        info = sf.info(path)
+    except Exception as exc:  # libsndfile raises RuntimeError / LibsndfileError
+        raise OpenL3liteError(f"{path}: not a readable audio file ({_short(exc)})") from None
+    return AudioInfo(sr=info.samplerate, n_frames=info.frames, n_channels=info.channels)
+
+
+def read_audio(path):
+    """Read a whole audio file as float64.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Audio file.
+
+    Returns
+    -------
+    samples : np.ndarray, float64, shape (n,) or (n, channels)
+        Samples in [-1, 1), as ``soundfile.read`` returns them.
+    sr : int
+        Sample rate in Hz.
+
+    Raises
+    ------
+    OpenL3liteError
+        If the file cannot be read.
+    """
+    import soundfile as sf
+
+    audio_file_info(path)
+    try:
+        samples, sr = sf.read(os.fspath(path), dtype="float64")
+    except Exception as exc:
+        raise OpenL3liteError(f"{os.fspath(path)}: could not decode audio ({_short(exc)})") from None
+    return samples, sr
+
+
+def iter_file_blocks(path, block_frames=DEFAULT_BLOCK_FRAMES):
+    """Yield a file's samples as mono float64 blocks.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Audio file.
+    block_frames : int
+        Samples per block (per channel).
+
+    Yields
+    ------
+    np.ndarray, float64, shape (<= block_frames,)
+        Consecutive blocks, downmixed to mono by the mean over channels.
+    """
+    import soundfile as sf
+
+    try:
+        for block in sf.blocks(os.fspath(path), blocksize=block_frames, dtype="float64", always_2d=True):
+            yield downmix(block)
+    except Exception as exc:
+        raise OpenL3liteError(f"{os.fspath(path)}: could not decode audio ({_short(exc)})") from None
+
+
+def downmix(samples):
+    """Average channels to mono, as OpenL3 does (a 2-D array is (samples, channels)).
+
+    Parameters
+    ----------
+    samples : np.ndarray, shape (n,) or (n, channels)
+
+    Returns
+    -------
+    np.ndarray, float64, shape (n,)
+    """
+    samples = np.asarray(samples, dtype=np.float64)
+    if samples.ndim == 2:
+        return samples.mean(axis=1)
+    return samples
+
+
+def resampled_length(n_frames, sr_in, sr_out=TARGET_SR):
+    """Number of output samples, ``floor(n_frames * sr_out / sr_in)`` as resampy computes it.
+
+    Parameters
+    ----------
+    n_frames : int
+        Input length in samples.
+    sr_in, sr_out : float
+        Sample rates in Hz.
+
+    Returns
+    -------
+    int
+    """
+    if sr_in == sr_out:
+        return int(n_frames)
+    return int(n_frames * float(sr_out) / float(sr_in))
+
+
+def _kaiser_window(n_points):
+    import scipy.signal
+
+    return scipy.signal.windows.kaiser(n_points, _KAISER_BEST_BETA, sym=True)
+
+
+def resample(samples, sr_in, sr_out=TARGET_SR, method="kaiser_best"):
+    """Resample a whole mono signal.
+
+    Parameters
+    ----------
+    samples : np.ndarray, float64, shape (n,)
+        Mono signal.
+    sr_in, sr_out : float
+        Sample rates in Hz.
+    method : str
+        One of :data:`RESAMPLERS`.
+
+    Returns
+    -------
+    np.ndarray, float64, shape (resampled_length(n, sr_in, sr_out),)
+    """
+    if sr_in == sr_out:
+        return np.asarray(samples, dtype=np.float64)
+    n_out = resampled_length(len(samples), sr_in, sr_out)
+    if n_out < 1:
+        return np.zeros(0)
+    if method == "kaiser_best":
+        import resampy
+
+        if sr_out > sr_in:
+            registers = np.add.accumulate(np.full(n_out, float(sr_in) / float(sr_out)))
+            times = np.concatenate([[0.0], registers[:-1]])
+            return _resample_at(np.asarray(samples, dtype=np.float64), times)
+        return resampy.resample(
+            np.asarray(samples, dtype=np.float64), sr_in, sr_out, filter="sinc_window",
+            num_zeros=_KAISER_BEST_ZEROS, precision=_KAISER_BEST_PRECISION,
+            window=_kaiser_window, rolloff=_KAISER_BEST_ROLLOFF,
+        )
+    import soxr
+
+    quality = {"soxr_hq": "HQ", "soxr_vhq": "VHQ"}[method]
+    out = soxr.resample(np.asarray(samples, dtype=np.float64), sr_in, sr_out, quality=quality)
+    return _fit_length(out, n_out)
+
+
+def _fit_length(samples, n):
+    if len(samples) >= n:
+        return samples[:n]
+    return np.concatenate([samples, np.zeros(n - len(samples))])
+
+
+def _alignment_period(sr_in, sr_out):
+    """Smallest input / output sample counts spanning the same whole time (None if irrational)."""
+    try:
+        ratio = Fraction(sr_out) / Fraction(sr_in)
+    except (TypeError, ValueError):
+        return None
+    ratio = ratio.limit_denominator(10**7)
+    if ratio != Fraction(float(sr_out)) / Fraction(float(sr_in)):
+        return None
+    return ratio.denominator, ratio.numerator  # input period, output period
+
+
+def iter_resampled(blocks, sr_in, n_frames, sr_out=TARGET_SR, method="kaiser_best"):
+    """Resample a stream of mono blocks, giving the same samples as resampling it whole.
+
+    For ``kaiser_best`` each chunk is resampled with enough real neighbouring input on both
+    sides that the filter never sees the chunk's edges; chunks start on input samples whose
+    time is also an exact output sample time, so output samples line up. For soxr a streaming
+    resampler carries its own state.
+
+    Parameters
+    ----------
+    blocks : iterable of np.ndarray, float64, shape (k,)
+        Consecutive mono blocks of the input signal.
+    sr_in, sr_out : float
+        Sample rates in Hz.
+    n_frames : int
+        Total input length in samples (fixes the output length).
+    method : str
+        One of :data:`RESAMPLERS`.
+
+    Yields
+    ------
+    np.ndarray, float64
+        Consecutive output blocks; their total length is
+        ``resampled_length(n_frames, sr_in, sr_out)``.
+    """
+    n_out_total = resampled_length(n_frames, sr_in, sr_out)
+    if sr_in == sr_out:
+        yield from blocks
+        return
+    if method == "kaiser_best":
+        yield from _iter_resampled_sinc(blocks, sr_in, sr_out, n_frames, n_out_total)
+    else:
+        yield from _iter_resampled_soxr(blocks, sr_in, sr_out, n_out_total, method)
+
+
+def _iter_resampled_soxr(blocks, sr_in, sr_out, n_out_total, method):
+    import soxr
+
+    quality = {"soxr_hq": "HQ", "soxr_vhq": "VHQ"}[method]
+    stream = soxr.ResampleStream(sr_in, sr_out, 1, dtype="float64", quality=quality)
+    emitted = 0
+    for block in blocks:
+        out = stream.resample_chunk(np.ascontiguousarray(block, dtype=np.float64), last=False)
+        out = out[: max(0, n_out_total - emitted)]
+        emitted += len(out)
+        if len(out):
+            yield out
+    tail = stream.resample_chunk(np.zeros(0), last=True)
+    tail = _fit_length(tail, n_out_total - emitted)
+    if len(tail):
+        yield tail
+
+
+def _resample_at(segment, times):
+    """kaiser_best interpolation of ``segment`` at input-sample positions ``times``.
+
+    Used when upsampling, where resampy's filter is not rescaled; ``times`` are the exact
+    positions resampy 0.2.2's accumulating time register reaches.
+    """
+    import resampy
+
+    # Zeros past the end add exact zeros to the sums; they only let the last positions pass
+    # resample_nu's domain check.
+    padded = np.concatenate([segment, np.zeros(2)])
+    # sr_orig=1 makes resample_nu take ``times`` in samples as they are (no seconds round trip).
+    return resampy.resample_nu(
+        padded, 1.0, times, filter="sinc_window",
+        num_zeros=_KAISER_BEST_ZEROS, precision=_KAISER_BEST_PRECISION,
+        window=_kaiser_window, rolloff=_KAISER_BEST_ROLLOFF)
+
+
+def _iter_resampled_sinc(blocks, sr_in, sr_out, n_frames, n_out_total):
+    period = _alignment_period(sr_in, sr_out)
+    if period is None:  # no exact alignment: resample whole (memory then grows with length)
+        whole = np.concatenate([np.asarray(b, dtype=np.float64) for b in blocks] or [np.zeros(0)])
+        yield resample(whole, sr_in, sr_out, "kaiser_best")
+        return
+    p_in, p_out = period
+    upsampling = sr_out > sr_in
+    increment = float(sr_in) / float(sr_out)
+    register = 0.0  # resampy 0.2.2's time register: sums 1/ratio once per output sample
+    scale = min(1.0, float(sr_out) / float(sr_in))
+    context = p_in * math.ceil((_KAISER_BEST_ZEROS / scale + 2) / p_in)
+    chunk = p_in * max(1, math.ceil(DEFAULT_BLOCK_FRAMES / p_in))
+
+    buffer = np.zeros(0)
+    buffer_start = 0  # input index of buffer[0]
+    next_start = 0  # input index where the next chunk starts (a multiple of p_in)
+    emitted = 0
+    consumed_all = False
+    block_iter = iter(blocks)
+    while emitted < n_out_total:
+        # Fill the buffer until it covers [next_start, next_start + chunk + context).
+        while not consumed_all and buffer_start + len(buffer) < next_start + chunk + context:
+            try:
+                buffer = np.concatenate([buffer, np.asarray(next(block_iter), dtype=np.float64)])
+            except StopIteration:
+                consumed_all = True
+        buffer_end = buffer_start + len(buffer)
+        left = max(0, next_start - context)
+        right = min(buffer_end, next_start + chunk + context)
+        segment = buffer[left - buffer_start : right - buffer_start]
+        stop = next_start + chunk
+        is_last = consumed_all and stop >= buffer_end
+        n_keep = n_out_total - emitted if is_last else chunk // p_in * p_out
+        n_keep = min(n_keep, n_out_total - emitted)
+        if upsampling:
+            steps = np.full(n_keep, increment)
+            steps[0] = register
+            registers = np.add.accumulate(steps)
+            register = registers[-1] + increment
+            piece = _resample_at(segment, registers - left)
+        else:
+            out = resample(segment, sr_in, sr_out, "kaiser_best")
+            skip = (next_start - left) // p_in * p_out
+            piece = _fit_length(out[skip : skip + n_keep], n_keep)
+        emitted += len(piece)
+        yield piece
+        next_start = stop
+        # Drop what no later chunk needs.
+        drop = max(0, next_start - context - buffer_start)
+        buffer = buffer[drop:]
+        buffer_start += drop
+        if is_last:
+            break
+
+
+def _short(exc):
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__

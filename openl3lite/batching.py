@@ -1,0 +1,131 @@
+"""Run a model over a stream of input batches: shared by the audio, image and video paths.
+
+Producing batches (decoding, resampling, framing, spectrograms, image scaling) runs in a
+background thread while the network runs, so preprocessing overlaps with inference.
+"""
+
+import queue
+import threading
+
+import numpy as np
+
+
+class _Failure:
+    def __init__(self, exc):
+        self.exc = exc
+
+
+_DONE = object()
+
+
+def prefetch(iterable, depth=2):
+    """Iterate ``iterable`` in a background thread, keeping up to ``depth`` items ready.
+
+    Exceptions raised by the producer are re-raised in the consumer.
+
+    Parameters
+    ----------
+    iterable : iterable
+    depth : int
+        Items buffered ahead.
+
+    Yields
+    ------
+    The items of ``iterable``, in order.
+    """
+    items = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(_DONE)
+        except BaseException as exc:  # handed to the consumer
+            items.put(_Failure(exc))
+
+    thread = threading.Thread(target=produce, daemon=True, name="openl3lite-prefetch")
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+
+
+def run_batches(predict, batches, n_items, progress=None, overlap=True):
+    """Apply ``predict`` to each batch and stack the results.
+
+    Parameters
+    ----------
+    predict : callable
+        (b, ...) float32 array -> (b, D) array.
+    batches : iterable of np.ndarray
+        Input batches; ``n_items`` rows in total.
+    n_items : int
+        Total rows (preallocates the output).
+    progress : tqdm-like or None
+        Updated by each batch's size.
+    overlap : bool
+        Produce batches in a background thread.
+
+    Returns
+    -------
+    np.ndarray, float32, shape (n_items, D)
+    """
+    output = None
+    row = 0
+    source = prefetch(batches) if overlap else batches
+    for batch in source:
+        result = np.asarray(predict(batch), dtype=np.float32)
+        if output is None:
+            output = np.empty((n_items,) + result.shape[1:], dtype=np.float32)
+        output[row : row + len(result)] = result
+        row += len(result)
+        if progress is not None:
+            progress.update(len(result))
+    if output is None or row != n_items:
+        raise RuntimeError(f"expected {n_items} rows from the batches, got {row}")
+    return output
+
+
+def batched(array, batch_size):
+    """Split an array along its first axis into batches.
+
+    Parameters
+    ----------
+    array : np.ndarray, shape (n, ...)
+    batch_size : int
+
+    Yields
+    ------
+    np.ndarray, shape (<= batch_size, ...)
+    """
+    for start in range(0, len(array), batch_size):
+        yield array[start : start + batch_size]
+
+
+def keras_predict(keras_model):
+    """A fast predict function for a Keras model (compiled once, no per-call overhead).
+
+    Returns
+    -------
+    callable
+        (b, ...) float32 -> (b, D) numpy array.
+    """
+    def predict(batch):
+        return keras_model.predict_on_batch(np.asarray(batch, dtype=np.float32))
+
+    return predict

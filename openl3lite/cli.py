@@ -1,0 +1,385 @@
+"""``l3embed``: the command-line interface.
+
+Embedding commands (``audio``, ``image``, ``video``) share one batch-job loop: expand inputs
+(files, folders searched recursively, glob patterns), skip existing outputs unless
+``--overwrite``, write each output atomically, keep going past bad files, and finish with a
+summary line and a non-zero exit status if any file failed.
+"""
+
+import glob
+import os
+import sys
+from dataclasses import dataclass, field
+
+import click
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow start-up chatter off the terminal
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc", ".au",
+                    ".snd", ".caf", ".w64", ".rf64", ".opus")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv",
+                    ".flv")
+
+
+# ---------------------------------------------------------------- input expansion
+
+def expand_inputs(inputs, extensions):
+    """Turn CLI inputs into a sorted, de-duplicated list of files.
+
+    Parameters
+    ----------
+    inputs : sequence of str
+        Files (taken as given), folders (searched recursively for ``extensions``) or glob
+        patterns (``**`` allowed).
+    extensions : tuple of str
+        Lower-case extensions, with the dot, that folder searches keep.
+
+    Returns
+    -------
+    files : list of str
+    unmatched : list of str
+        Inputs that named nothing.
+    """
+    files, unmatched = [], []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = [os.path.join(root, name)
+                     for root, _, names in os.walk(item) for name in names
+                     if name.lower().endswith(extensions) and not name.startswith(".")]
+            files.extend(sorted(found))
+            if not found:
+                unmatched.append(item)
+        elif os.path.isfile(item):
+            files.append(item)
+        else:
+            matches = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
+            files.extend(matches)
+            if not matches:
+                unmatched.append(item)
+    seen, unique = set(), []
+    for path in files:
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique, unmatched
+
+
+# ---------------------------------------------------------------- the shared batch job
+
+@dataclass
+class JobSummary:
+    """Outcome of a batch job."""
+
+    processed: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    failed: list = field(default_factory=list)  # (path, reason)
+
+    def line(self):
+        """One-line summary."""
+        return (f"{len(self.processed)} processed, {len(self.skipped)} skipped (output exists), "
+                f"{len(self.failed)} failed")
+
+
+def run_job(files, outputs_of, process, overwrite, quiet, unmatched=()):
+    """Process files one by one, never stopping at a bad one.
+
+    Parameters
+    ----------
+    files : list of str
+    outputs_of : callable
+        path -> list of output paths it writes.
+    process : callable
+        path -> None; writes the outputs (atomically) or raises.
+    overwrite : bool
+        Replace existing outputs.
+    quiet : bool
+        No progress bar and no per-file messages (errors are still reported).
+    unmatched : sequence of str
+        Inputs that named no file; reported as failures.
+
+    Returns
+    -------
+    JobSummary
+    """
+    from tqdm.auto import tqdm
+
+    from .errors import OpenL3liteError
+
+    summary = JobSummary()
+    for item in unmatched:
+        summary.failed.append((item, "no such file, or no supported file matched"))
+        click.echo(f"error: {item}: no such file, or no supported file matched", err=True)
+    claimed = {}
+    bar = tqdm(files, unit="file", disable=quiet or len(files) < 2, desc="files")
+    for path in bar:
+        outputs = outputs_of(path)
+        clash = next((claimed[o] for o in outputs if o in claimed), None)
+        if clash is not None:
+            reason = f"its output would overwrite that of {clash}; use --suffix or --output-dir"
+            summary.failed.append((path, reason))
+            tqdm.write(f"error: {path}: {reason}", file=sys.stderr)
+            continue
+        for o in outputs:
+            claimed[o] = path
+        if not overwrite and all(os.path.exists(o) for o in outputs):
+            summary.skipped.append(path)
+            if not quiet:
+                tqdm.write(f"skipped {path}: {', '.join(outputs)} exists (--overwrite replaces it)")
+            continue
+        try:
+            process(path)
+        except (OpenL3liteError, OSError) as exc:
+            summary.failed.append((path, str(exc)))
+            tqdm.write(f"error: {_with_path(path, exc)}", file=sys.stderr)
+            continue
+        except Exception as exc:  # an unexpected failure in one file must not stop the batch
+            summary.failed.append((path, f"{type(exc).__name__}: {exc}"))
+            tqdm.write(f"error: {path}: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        summary.processed.append(path)
+        if not quiet:
+            tqdm.write(f"wrote {', '.join(outputs)}")
+    click.echo(summary.line(), err=bool(summary.failed))
+    return summary
+
+
+def _with_path(path, exc):
+    text = str(exc)
+    return text if os.fspath(path) in text else f"{path}: {text}"
+
+
+def _finish(summary):
+    sys.exit(1 if summary.failed else 0)
+
+
+# ---------------------------------------------------------------- shared options
+
+def _common_output_options(func):
+    options = [
+        click.option("--output-dir", "-o", type=click.Path(file_okay=False), default=None,
+                     help="Folder for the .npz outputs (created if needed). Default: beside each "
+                          "input."),
+        click.option("--suffix", "-x", default=None,
+                     help="Added to output names: x.wav -> x_SUFFIX.npz."),
+        click.option("--overwrite", "-ow", is_flag=True,
+                     help="Replace existing outputs (default: skip inputs whose output exists)."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-file messages."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _audio_options(func):
+    options = [
+        click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+                     default=None, help="Weights file: an openl3lite model file or an OpenL3 "
+                                        ".h5 file. Default: the released default model."),
+        click.option("--input-repr", "-i", type=click.Choice(["linear", "mel128", "mel256"]),
+                     default=None, help="Spectrogram representation. Default: the model's own "
+                                        "(mel256 for OpenL3 weight files)."),
+        click.option("--content-type", "-c", type=click.Choice(["music", "env"]),
+                     default="music", help="OpenL3 content type (kept for compatibility)."),
+        click.option("--audio-embedding-size", "-as", type=click.Choice(["6144", "512"]),
+                     default="6144", help="Audio embedding size."),
+        click.option("--no-audio-centering", "-n", is_flag=True,
+                     help="Do not centre the first window on t=0 (no 0.5 s zero padding)."),
+        click.option("--audio-hop-size", "-t", type=float, default=0.1, show_default=True,
+                     help="Hop between 1-second windows, in seconds."),
+        click.option("--audio-batch-size", "-ab", type=int, default=32, show_default=True,
+                     help="Windows per network batch (memory grows with it)."),
+        click.option("--frontend", type=click.Choice(["kapre", "librosa"]), default="kapre",
+                     show_default=True, help="Spectrogram frontend (OpenL3's two)."),
+        click.option("--resampler", type=click.Choice(["kaiser_best", "soxr_hq", "soxr_vhq"]),
+                     default="kaiser_best", show_default=True,
+                     help="kaiser_best matches OpenL3 exactly; soxr_* are much faster."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _image_options(func):
+    options = [
+        click.option("--image-embedding-size", "-is", type=click.Choice(["8192", "512"]),
+                     default="8192", help="Image embedding size."),
+        click.option("--image-batch-size", "-ib", type=int, default=32, show_default=True,
+                     help="Images per network batch."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _load_audio_model(model_path, input_repr, embedding_size, frontend):
+    from . import models, weights
+
+    if model_path is None:
+        return models.load_audio_embedding_model(input_repr, "music", embedding_size, frontend)
+    if input_repr is None and weights.is_openl3_weight_file(model_path):
+        input_repr = "mel256"
+    return models.load_audio_embedding_model_from_path(model_path, input_repr, embedding_size,
+                                                       frontend)
+
+
+def _load_image_model(model_path, embedding_size):
+    from . import models
+
+    if model_path is None:
+        return models.load_image_embedding_model(embedding_size=embedding_size)
+    return models.load_image_embedding_model_from_path(model_path, embedding_size)
+
+
+def _fail_setup(exc):
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
+
+
+def _check_numbers(hop_size=None, batch_sizes=()):
+    if hop_size is not None and not hop_size > 0:
+        raise click.BadParameter(f"must be a positive number of seconds, got {hop_size}",
+                                 param_hint="--audio-hop-size")
+    for name, value in batch_sizes:
+        if value < 1:
+            raise click.BadParameter(f"must be a positive integer, got {value}", param_hint=name)
+
+
+# ---------------------------------------------------------------- commands
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="openl3lite")
+def main():
+    """L3-Net embeddings of audio, images and video, and training of new L3-Net weights.
+
+    Each embedding command writes one .npz per input with arrays `embedding` (T, D) and
+    `timestamps` (T,), named as OpenL3 names them.
+    """
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@_common_output_options
+@_audio_options
+def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
+          audio_embedding_size, no_audio_centering, audio_hop_size, audio_batch_size, frontend,
+          resampler):
+    """Embed audio files: INPUTS are files, folders (searched recursively) or glob patterns."""
+    from . import api
+    from .errors import OpenL3liteError
+    from .output import output_path, write_npz_atomic
+
+    _check_numbers(audio_hop_size, [("--audio-batch-size", audio_batch_size)])
+    files, unmatched = expand_inputs(inputs, AUDIO_EXTENSIONS)
+    try:
+        model = _load_audio_model(model_path, input_repr, int(audio_embedding_size), frontend)
+    except OpenL3liteError as exc:
+        _fail_setup(exc)
+
+    def process(path):
+        embedding, timestamps = api.embed_audio_file(
+            path, model, center=not no_audio_centering, hop_size=audio_hop_size,
+            batch_size=audio_batch_size, resampler=resampler, verbose=not quiet)
+        write_npz_atomic(output_path(path, output_dir, suffix), embedding=embedding,
+                         timestamps=timestamps)
+
+    _finish(run_job(files, lambda p: [output_path(p, output_dir, suffix)], process, overwrite,
+                    quiet, unmatched))
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@_common_output_options
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Weights file (openl3lite or OpenL3 .h5). Default: the released "
+                                 "default model.")
+@click.option("--input-repr", "-i", type=click.Choice(["linear", "mel128", "mel256"]),
+              default=None, help="Kept for OpenL3 compatibility.")
+@click.option("--content-type", "-c", type=click.Choice(["music", "env"]), default="music",
+              help="Kept for OpenL3 compatibility.")
+@_image_options
+def image(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
+          image_embedding_size, image_batch_size):
+    """Embed image files: INPUTS are files, folders (searched recursively) or glob patterns."""
+    from . import api
+    from . import image as image_io
+    from .errors import OpenL3liteError
+    from .output import output_path, write_npz_atomic
+
+    _check_numbers(batch_sizes=[("--image-batch-size", image_batch_size)])
+    files, unmatched = expand_inputs(inputs, IMAGE_EXTENSIONS)
+    try:
+        model = _load_image_model(model_path, int(image_embedding_size))
+    except OpenL3liteError as exc:
+        _fail_setup(exc)
+
+    def process(path):
+        batch = image_io.as_image_batch(image_io.read_image(path), path)
+        embedding = api.embed_images(batch, model, image_batch_size, False, path)
+        write_npz_atomic(output_path(path, output_dir, suffix), embedding=embedding)
+
+    _finish(run_job(files, lambda p: [output_path(p, output_dir, suffix)], process, overwrite,
+                    quiet, unmatched))
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@_common_output_options
+@_audio_options
+@_image_options
+@click.option("--image-model", "image_model_path", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Separate image weights file (OpenL3 ships audio and image "
+                                 "weights in separate files). Default: --model's file, or the "
+                                 "released default model.")
+def video(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
+          audio_embedding_size, no_audio_centering, audio_hop_size, audio_batch_size, frontend,
+          resampler, image_embedding_size, image_batch_size, image_model_path):
+    """Embed videos' audio tracks and frames: writes NAME_audio.npz and NAME_image.npz."""
+    from . import api
+    from .errors import OpenL3liteError
+    from .output import output_path, write_npz_atomic
+
+    _check_numbers(audio_hop_size, [("--audio-batch-size", audio_batch_size),
+                                    ("--image-batch-size", image_batch_size)])
+    files, unmatched = expand_inputs(inputs, VIDEO_EXTENSIONS)
+    try:
+        audio_model = _load_audio_model(model_path, input_repr, int(audio_embedding_size),
+                                        frontend)
+        image_model = _load_image_model(image_model_path or model_path, int(image_embedding_size))
+    except OpenL3liteError as exc:
+        _fail_setup(exc)
+
+    def outputs_of(path):
+        return [output_path(path, output_dir, suffix, "audio"),
+                output_path(path, output_dir, suffix, "image")]
+
+    def process(path):
+        result = api.embed_video_file(path, audio_model, image_model, not no_audio_centering,
+                                      audio_hop_size, audio_batch_size, image_batch_size,
+                                      verbose=not quiet)
+        audio_out, image_out = outputs_of(path)
+        write_npz_atomic(audio_out, embedding=result["audio_embedding"],
+                         timestamps=result["audio_timestamps"])
+        write_npz_atomic(image_out, embedding=result["image_embedding"],
+                         timestamps=result["image_timestamps"])
+
+    _finish(run_job(files, outputs_of, process, overwrite, quiet, unmatched))
+
+
+@main.command("models")
+def list_released_models():
+    """List the released models shipped with the package."""
+    from . import weights
+
+    registry = weights.load_registry()
+    if not registry.get("models"):
+        click.echo("no released models are installed")
+        return
+    for name, entry in registry["models"].items():
+        mark = " (default)" if name == registry.get("default") else ""
+        click.echo(f"{name}{mark}: {entry.get('description', entry['file'])}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,291 @@
+"""L3-Net in Keras 3: the audio and image subnetworks, embedding pooling and the AVC head.
+
+Built from ``keras`` and ``keras.ops`` only, so it runs on the TensorFlow, JAX and PyTorch
+backends. One definition serves OpenL3's weights (``width=1``) and our reduced-width models.
+
+Audio trunk, input (freq, time, 1) dB spectrogram::
+
+    BN -> [conv3x3 BN ReLU conv3x3 BN ReLU maxpool2] x3 (64, 128, 256 filters)
+       -> conv3x3(512) BN ReLU -> conv3x3(512) "embedding conv" (no BN, no ReLU)
+
+Image trunk, input (224, 224, 3) in [-1, 1]: the same, except that block 1's second conv is
+followed by ReLU *then* BN (as in OpenL3) and pools use "same" padding.
+
+``width`` scales the filters of every conv except the embedding conv, which keeps
+``embedding_channels`` (512) filters so that embedding sizes stay OpenL3's (6144 / 512 audio,
+8192 / 512 image) for every width.
+"""
+
+import keras
+from keras import layers
+
+from .frontend import INPUT_REPRS, Spectrogram, spectrogram_shape
+
+BLOCK_FILTERS = (64, 128, 256, 512)
+EMBEDDING_CHANNELS = 512
+IMAGE_SIZE = 224
+
+#: Pooled cells (rows, cols) of the embedding conv's output for the large embedding.
+_LARGE_CELLS = {"audio": (4, 3), "image": (4, 4)}
+
+
+def embedding_sizes(modality, channels=EMBEDDING_CHANNELS):
+    """Embedding sizes a trunk supports: the large pooled grid and the global max.
+
+    Parameters
+    ----------
+    modality : str
+        ``audio`` or ``image``.
+    channels : int
+        Filters of the embedding conv.
+
+    Returns
+    -------
+    tuple of int
+        (large, small): (6144, 512) for audio and (8192, 512) for image at 512 channels.
+    """
+    rows, cols = _LARGE_CELLS[modality]
+    return (rows * cols * channels, channels)
+
+
+def embedding_cells(modality, embedding_size, channels=EMBEDDING_CHANNELS):
+    """Grid of pooled cells giving ``embedding_size`` values.
+
+    Returns
+    -------
+    tuple of int
+        (rows, cols); raises ValueError for an unsupported size.
+    """
+    large, small = embedding_sizes(modality, channels)
+    if embedding_size == large:
+        return _LARGE_CELLS[modality]
+    if embedding_size == small:
+        return (1, 1)
+    raise ValueError(f"unsupported {modality} embedding_size {embedding_size}")
+
+
+def scaled_filters(filters, width):
+    """Filters of a conv in a network of the given width multiplier.
+
+    Parameters
+    ----------
+    filters : int
+        Filters at full width.
+    width : float
+        Width multiplier in (0, 1].
+
+    Returns
+    -------
+    int
+        ``round(filters * width)``, at least 4.
+    """
+    return max(4, int(round(filters * width)))
+
+
+def _conv(filters, name):
+    return layers.Conv2D(filters, 3, padding="same", name=name)
+
+
+def _trunk_layers(x, width, embedding_channels, image):
+    """Apply the L3-Net trunk's layers to ``x``; the order of weighted layers is OpenL3's."""
+    pool_padding = "same" if image else "valid"
+    x = layers.BatchNormalization(name="input_bn")(x)
+    for block, full in enumerate(BLOCK_FILTERS, start=1):
+        filters = scaled_filters(full, width)
+        x = _conv(filters, f"conv{block}_1")(x)
+        x = layers.BatchNormalization(name=f"bn{block}_1")(x)
+        x = layers.ReLU(name=f"relu{block}_1")(x)
+        if block == 4:
+            return _conv(embedding_channels, "embedding_conv")(x)
+        x = _conv(filters, f"conv{block}_2")(x)
+        if image and block == 1:  # OpenL3's image block 1: ReLU before BN
+            x = layers.ReLU(name=f"relu{block}_2")(x)
+            x = layers.BatchNormalization(name=f"bn{block}_2")(x)
+        else:
+            x = layers.BatchNormalization(name=f"bn{block}_2")(x)
+            x = layers.ReLU(name=f"relu{block}_2")(x)
+        x = layers.MaxPooling2D(2, strides=2, padding=pool_padding, name=f"pool{block}")(x)
+    raise AssertionError("unreachable")
+
+
+def build_audio_trunk(input_repr="mel256", width=1.0, embedding_channels=EMBEDDING_CHANNELS):
+    """The audio subnetwork from spectrogram to the embedding conv's feature map.
+
+    The time axis is left unspecified so the same trunk runs over 1-second windows or over
+    longer spans of a spectrogram.
+
+    Parameters
+    ----------
+    input_repr : str
+        ``linear``, ``mel128`` or ``mel256`` (fixes the frequency size).
+    width : float
+        Width multiplier.
+    embedding_channels : int
+        Filters of the last conv.
+
+    Returns
+    -------
+    keras.Model
+        (batch, n_freq, time, 1) float32 -> (batch, n_freq // 8, time // 8, embedding_channels).
+    """
+    n_freq = spectrogram_shape(input_repr)[0]
+    inputs = keras.Input((n_freq, None, 1), name="spectrogram")
+    outputs = _trunk_layers(inputs, width, embedding_channels, image=False)
+    return keras.Model(inputs, outputs, name="audio_trunk")
+
+
+def build_image_trunk(width=1.0, embedding_channels=EMBEDDING_CHANNELS):
+    """The image subnetwork from a 224x224 RGB image to the embedding conv's feature map.
+
+    Parameters
+    ----------
+    width : float
+        Width multiplier.
+    embedding_channels : int
+        Filters of the last conv.
+
+    Returns
+    -------
+    keras.Model
+        (batch, 224, 224, 3) float32 in [-1, 1] -> (batch, 28, 28, embedding_channels).
+    """
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
+    outputs = _trunk_layers(inputs, width, embedding_channels, image=True)
+    return keras.Model(inputs, outputs, name="image_trunk")
+
+
+def embedding_pool_size(feature_shape, cells):
+    """Max-pool size that turns a feature map into the requested grid of cells.
+
+    Parameters
+    ----------
+    feature_shape : tuple of int
+        (rows, cols) of the embedding conv's output.
+    cells : tuple of int
+        (rows, cols) of pooled cells.
+
+    Returns
+    -------
+    tuple of int
+    """
+    return (feature_shape[0] // cells[0], feature_shape[1] // cells[1])
+
+
+def _pooled_embedding(features, feature_shape, cells):
+    pool = embedding_pool_size(feature_shape, cells)
+    x = layers.MaxPooling2D(pool, strides=pool, padding="same", name="embedding_pool")(features)
+    return layers.Flatten(name="embedding")(x)
+
+
+def build_audio_embedding_model(input_repr="mel256", embedding_size=6144, width=1.0,
+                                frontend="kapre", trunk=None):
+    """Audio embedding model: 1-second windows (or spectrograms) to embeddings.
+
+    Parameters
+    ----------
+    input_repr : str
+        ``linear``, ``mel128`` or ``mel256``.
+    embedding_size : int
+        6144 (max-pooled to 4x3 cells of 512 channels) or 512 (global max).
+    width : float
+        Width multiplier of the trunk.
+    frontend : str
+        ``kapre``: the model takes (batch, 48000) float32 waveforms and computes the spectrogram
+        in-graph. ``librosa``: it takes (batch, n_freq, n_time, 1) spectrograms.
+    trunk : keras.Model, optional
+        An existing trunk to share weights with (built fresh if None).
+
+    Returns
+    -------
+    keras.Model
+        Output (batch, embedding_size) float32.
+    """
+    trunk = trunk if trunk is not None else build_audio_trunk(input_repr, width)
+    spec_shape = spectrogram_shape(input_repr)
+    if frontend == "kapre":
+        inputs = keras.Input((48000,), name="waveform")
+        spectrogram = Spectrogram(input_repr, name="spectrogram")(inputs)
+    else:
+        inputs = keras.Input(spec_shape, name="spectrogram")
+        spectrogram = inputs
+    features = trunk(spectrogram)
+    feature_shape = (spec_shape[0] // 8, spec_shape[1] // 8)
+    cells = embedding_cells("audio", embedding_size, trunk.output_shape[-1])
+    outputs = _pooled_embedding(features, feature_shape, cells)
+    return keras.Model(inputs, outputs, name=f"audio_embedding_{input_repr}_{embedding_size}")
+
+
+def build_image_embedding_model(embedding_size=8192, width=1.0, trunk=None):
+    """Image embedding model: 224x224 RGB images in [-1, 1] to embeddings.
+
+    Parameters
+    ----------
+    embedding_size : int
+        8192 (max-pooled to 4x4 cells of 512 channels) or 512 (global max).
+    width : float
+        Width multiplier of the trunk.
+    trunk : keras.Model, optional
+        An existing trunk to share weights with.
+
+    Returns
+    -------
+    keras.Model
+        (batch, 224, 224, 3) -> (batch, embedding_size) float32.
+    """
+    trunk = trunk if trunk is not None else build_image_trunk(width)
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
+    features = trunk(inputs)
+    cells = embedding_cells("image", embedding_size, trunk.output_shape[-1])
+    outputs = _pooled_embedding(features, (28, 28), cells)
+    return keras.Model(inputs, outputs, name=f"image_embedding_{embedding_size}")
+
+
+def build_fusion_head(embedding_channels=EMBEDDING_CHANNELS):
+    """The paper's fusion head: concat(audio 512, image 512) -> FC 128 ReLU -> FC 2 softmax.
+
+    Returns
+    -------
+    keras.Model
+        (batch, 2 * embedding_channels) -> (batch, 2) probabilities; index 1 = "corresponds".
+    """
+    inputs = keras.Input((2 * embedding_channels,), name="audio_image_vector")
+    x = layers.Dense(128, activation="relu", name="fusion_fc1")(inputs)
+    outputs = layers.Dense(2, activation="softmax", name="fusion_fc2")(x)
+    return keras.Model(inputs, outputs, name="fusion")
+
+
+def build_avc_model(input_repr="mel256", width=1.0, audio_trunk=None, image_trunk=None,
+                    fusion=None):
+    """The full L3-Net for the audio-visual correspondence task.
+
+    Each trunk's feature map is max-pooled over all positions (the paper's pool4) to a
+    512-D vector; the fusion head classifies the concatenated pair.
+
+    Parameters
+    ----------
+    input_repr : str
+        Audio input representation.
+    width : float
+        Width multiplier of both trunks.
+    audio_trunk, image_trunk, fusion : keras.Model, optional
+        Existing parts to reuse.
+
+    Returns
+    -------
+    keras.Model
+        Inputs ``{"audio": (batch, 48000) float32 waveform at 48 kHz, "image": (batch, 224, 224,
+        3) float32 in [-1, 1]}``; output (batch, 2) float32 probabilities.
+    """
+    if input_repr not in INPUT_REPRS:
+        raise ValueError(f"unknown input_repr {input_repr!r}")
+    audio_trunk = audio_trunk or build_audio_trunk(input_repr, width)
+    image_trunk = image_trunk or build_image_trunk(width)
+    fusion = fusion or build_fusion_head(audio_trunk.output_shape[-1])
+    audio_in = keras.Input((48000,), name="audio")
+    image_in = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
+    spectrogram = Spectrogram(input_repr, name="spectrogram")(audio_in)
+    audio_vec = layers.GlobalMaxPooling2D(name="audio_pool4")(audio_trunk(spectrogram))
+    image_vec = layers.GlobalMaxPooling2D(name="image_pool4")(image_trunk(image_in))
+    joint = layers.Concatenate(name="audio_image_vector")([audio_vec, image_vec])
+    outputs = fusion(joint)
+    return keras.Model({"audio": audio_in, "image": image_in}, outputs, name="l3net_avc")

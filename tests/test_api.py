@@ -1,0 +1,219 @@
+"""The public API's argument validation, warnings, list handling and bounded-memory streaming."""
+
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import openl3lite
+from openl3lite import audio as audio_io
+from openl3lite import framing
+from openl3lite.api import embed_audio_file
+
+
+@pytest.fixture(scope="module")
+def tiny_audio_model():
+    return openl3lite.random_audio_model("mel128", 512, width=0.0625, seed=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_image_model():
+    return openl3lite.random_image_model(512, width=0.0625, seed=2)
+
+
+def _tone(seconds, sr, freq=440.0):
+    t = np.arange(int(seconds * sr)) / sr
+    return 0.5 * np.sin(2 * np.pi * freq * t)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"hop_size": 0}, "hop_size"), ({"hop_size": -0.1}, "hop_size"),
+    ({"hop_size": "0.1"}, "hop_size"), ({"hop_size": 1e-6}, "hop_size"),
+    ({"input_repr": "mel64"}, "input_repr"), ({"content_type": "speech"}, "content_type"),
+    ({"embedding_size": 1024}, "embedding_size"), ({"batch_size": 0}, "batch_size"),
+    ({"frontend": "torch"}, "frontend"), ({"center": "yes"}, "center"),
+    ({"resampler": "linear"}, "resampler"),
+])
+def test_bad_audio_arguments(kwargs, message, tiny_audio_model):
+    with pytest.raises(openl3lite.OpenL3liteError, match=message):
+        openl3lite.get_audio_embedding(_tone(1, 16000), 16000, model=tiny_audio_model,
+                                       verbose=False, **kwargs)
+
+
+@pytest.mark.parametrize("audio, sr, message", [
+    (np.zeros(0), 16000, "empty audio"),
+    (np.zeros((10, 2, 2)), 16000, "dimensions"),
+    (np.array([0.0, np.nan, 0.1] * 1000), 16000, "NaN or infinite"),
+    (np.array([0.0, np.inf] * 1000), 16000, "NaN or infinite"),
+    (np.zeros(1000), 0, "sample rate"), (np.zeros(1000), -8000, "sample rate"),
+    (np.zeros(1000), "16k", "sample rate"), (np.array(["a", "b"]), 16000, "numeric"),
+    (np.zeros((2, 16000)), 16000, "more channels than samples"),
+])
+def test_bad_audio_input(audio, sr, message, tiny_audio_model):
+    with pytest.raises(openl3lite.OpenL3liteError, match=message):
+        openl3lite.get_audio_embedding(audio, sr, model=tiny_audio_model, verbose=False)
+
+
+def test_error_is_openl3_compatible():
+    assert openl3lite.OpenL3Error is openl3lite.OpenL3liteError
+    assert issubclass(openl3lite.OpenL3liteError, ValueError)
+
+
+def test_warnings_for_silence_and_short_audio(tiny_audio_model):
+    with pytest.warns(openl3lite.OpenL3liteWarning, match="all zeros"):
+        emb, _ = openl3lite.get_audio_embedding(np.zeros(32000), 16000, model=tiny_audio_model,
+                                                verbose=False)
+    assert np.allclose(emb, emb[0])  # silent windows are identical
+    with pytest.warns(openl3lite.OpenL3liteWarning, match="shorter than window size"):
+        emb, ts = openl3lite.get_audio_embedding(_tone(0.3, 16000), 16000,
+                                                 model=tiny_audio_model, verbose=False)
+    assert len(emb) == framing.count_windows(audio_io.resampled_length(4800, 16000), 0.1)
+
+
+def test_list_input_equals_single_calls(tiny_audio_model):
+    a, b = _tone(1.5, 22050), np.stack([_tone(2, 48000, 300), _tone(2, 48000, 900)], axis=1)
+    embs, stamps = openl3lite.get_audio_embedding([a, b], [22050, 48000], model=tiny_audio_model,
+                                                  hop_size=0.25, verbose=False)
+    for signal, sr, emb, ts in zip([a, b], [22050, 48000], embs, stamps):
+        single, single_ts = openl3lite.get_audio_embedding(signal, sr, model=tiny_audio_model,
+                                                           hop_size=0.25, verbose=False)
+        np.testing.assert_allclose(emb, single, atol=1e-5)
+        np.testing.assert_array_equal(ts, single_ts)
+    with pytest.raises(openl3lite.OpenL3liteError, match="sample rates"):
+        openl3lite.get_audio_embedding([a, b], [22050], model=tiny_audio_model, verbose=False)
+
+
+def test_multichannel_is_downmixed(tiny_audio_model):
+    left, right = _tone(1.2, 48000, 300), _tone(1.2, 48000, 1200)
+    stereo, _ = openl3lite.get_audio_embedding(np.stack([left, right], 1), 48000,
+                                               model=tiny_audio_model, verbose=False)
+    mono, _ = openl3lite.get_audio_embedding((left + right) / 2, 48000, model=tiny_audio_model,
+                                             verbose=False)
+    np.testing.assert_allclose(stereo, mono, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_samples", [1, 47999, 48000, 48001, 123457])
+@pytest.mark.parametrize("hop_size", [0.1, 0.25, 1.0, 1.7])
+@pytest.mark.parametrize("center", [True, False])
+def test_window_batches_match_direct_slicing(n_samples, hop_size, center):
+    """Streaming framing equals slicing the whole padded signal, for any block size."""
+    rng = np.random.default_rng(n_samples)
+    signal = rng.standard_normal(n_samples)
+    n = framing.count_windows(n_samples, hop_size, center)
+    hop = framing.hop_length(hop_size)
+    padded = np.concatenate([np.zeros(24000 if center else 0), signal,
+                             np.zeros(48000 + n * hop)])
+    expected = np.stack([padded[i * hop : i * hop + 48000] for i in range(n)])
+    blocks = [signal[i : i + 7919] for i in range(0, n_samples, 7919)]
+    got = np.concatenate(list(framing.iter_window_batches(iter(blocks), n_samples, hop_size,
+                                                          center, batch_size=5)))
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("sr", [8000, 22050, 44100, 96000, 44101])
+def test_streamed_resampling_equals_whole(sr):
+    rng = np.random.default_rng(sr)
+    signal = rng.standard_normal(sr * 3 + 123)
+    whole = audio_io.resample(signal, sr)
+    blocks = [signal[i : i + 20011] for i in range(0, len(signal), 20011)]
+    streamed = np.concatenate(list(audio_io.iter_resampled(iter(blocks), sr, len(signal))))
+    assert len(streamed) == len(whole) == audio_io.resampled_length(len(signal), sr)
+    np.testing.assert_allclose(streamed, whole, atol=1e-8)
+
+
+def test_file_streaming_equals_in_memory(tmp_path, tiny_audio_model, monkeypatch):
+    """A file read in many small blocks gives the in-memory result (to 1e-5)."""
+    path = tmp_path / "tone.flac"
+    rng = np.random.default_rng(0)
+    signal = 0.3 * np.stack([_tone(7.3, 44100), rng.standard_normal(int(7.3 * 44100)) * 0.1], 1)
+    sf.write(path, signal, 44100)
+    read, _ = sf.read(path)
+    whole, ts = openl3lite.get_audio_embedding(read, 44100, model=tiny_audio_model,
+                                               hop_size=0.1, verbose=False)
+    monkeypatch.setattr(audio_io, "DEFAULT_BLOCK_FRAMES", 12347)
+    streamed, ts2 = embed_audio_file(path, tiny_audio_model, hop_size=0.1)
+    np.testing.assert_array_equal(ts, ts2)
+    np.testing.assert_allclose(streamed, whole, atol=1e-5)
+
+
+def test_soxr_resampler_is_close_to_default(tiny_audio_model):
+    signal = _tone(2, 44100, 1000)
+    exact, _ = openl3lite.get_audio_embedding(signal, 44100, model=tiny_audio_model, verbose=False)
+    fast, _ = openl3lite.get_audio_embedding(signal, 44100, model=tiny_audio_model,
+                                             resampler="soxr_hq", verbose=False)
+    assert exact.shape == fast.shape
+    cosine = np.sum(exact * fast, 1) / np.linalg.norm(exact, axis=1) / np.linalg.norm(fast, axis=1)
+    assert cosine.min() > 0.99
+
+
+def test_unreadable_audio_file_names_the_file(tmp_path, tiny_audio_model):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00not really a wav file")
+    with pytest.raises(openl3lite.OpenL3liteError, match="broken.wav"):
+        openl3lite.process_audio_file(bad, model=tiny_audio_model, verbose=False)
+    assert not list(tmp_path.glob("*.npz"))
+    with pytest.raises(openl3lite.OpenL3liteError, match="not found"):
+        openl3lite.process_audio_file(tmp_path / "missing.wav", model=tiny_audio_model)
+
+
+def test_process_audio_file_skips_existing_unless_overwrite(tmp_path, tiny_audio_model):
+    path = tmp_path / "a.wav"
+    sf.write(path, _tone(1.5, 16000), 16000)
+    out = openl3lite.process_audio_file(path, output_dir=tmp_path / "out", suffix="v1",
+                                        model=tiny_audio_model, verbose=False)
+    assert out.endswith("a_v1.npz")
+    data = np.load(out)
+    assert data["embedding"].shape[1] == 512 and data["timestamps"].ndim == 1
+    with open(out, "wb") as f:
+        f.write(b"keep me")
+    openl3lite.process_audio_file(path, output_dir=tmp_path / "out", suffix="v1",
+                                  model=tiny_audio_model, verbose=False)
+    assert open(out, "rb").read() == b"keep me"
+    openl3lite.process_audio_file(path, output_dir=tmp_path / "out", suffix="v1",
+                                  model=tiny_audio_model, overwrite=True, verbose=False)
+    assert np.load(out)["embedding"].shape[1] == 512
+
+
+@pytest.mark.parametrize("image, message", [
+    (np.zeros((100, 300, 3), np.uint8), "at least 224x224"),
+    (np.zeros((224, 224, 5), np.uint8), "channels"),
+    (np.zeros((2, 2, 224, 224, 3)), "shape"),
+    (np.full((224, 224, 3), np.nan), "NaN"),
+])
+def test_bad_images(image, message, tiny_image_model):
+    with pytest.raises(openl3lite.OpenL3liteError, match=message):
+        openl3lite.get_image_embedding(image, model=tiny_image_model, verbose=False)
+
+
+def test_grey_and_rgba_images_are_converted(tiny_image_model):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (240, 300, 3), dtype=np.uint8)
+    grey = rgb[..., 0]
+    rgba = np.concatenate([rgb, np.full((240, 300, 1), 255, np.uint8)], -1)
+    emb_rgb = openl3lite.get_image_embedding(rgb, model=tiny_image_model, verbose=False)
+    emb_rgba = openl3lite.get_image_embedding(rgba, model=tiny_image_model, verbose=False)
+    np.testing.assert_allclose(emb_rgb, emb_rgba, atol=1e-6)
+    emb_grey = openl3lite.get_image_embedding(grey, model=tiny_image_model, verbose=False)
+    assert emb_grey.shape == (1, 512)
+
+
+def test_symmetric_scaling_is_consistent_across_sizes():
+    """Our models' scaling maps the same picture to the same input whatever its pixel size."""
+    from openl3lite import image
+
+    y, x = np.mgrid[0:256, 0:256] / 256.0
+    small = (255 * np.stack([x, y, 0.5 + 0.5 * np.sin(6 * x + 3 * y)], -1)).astype(np.uint8)
+    big = np.repeat(np.repeat(small, 2, axis=0), 2, axis=1)
+    a = image.preprocess_images(image.as_image_batch(small), "symmetric")
+    b = image.preprocess_images(image.as_image_batch(big), "symmetric")
+    assert a.min() >= -1 and a.max() <= 1
+    assert np.abs(a - b).mean() < 0.02
+
+
+def test_default_model_missing_is_a_clear_error(monkeypatch):
+    from openl3lite import weights
+
+    monkeypatch.setattr(weights, "load_registry", lambda: {"default": None, "models": {}})
+    with pytest.raises(openl3lite.OpenL3liteError, match="no released openl3lite weights"):
+        openl3lite.get_audio_embedding(_tone(1, 16000), 16000, verbose=False)
