@@ -4,26 +4,38 @@ Drop-in for OpenL3 0.4.2's API::
 
     import openl3lite as openl3
     emb, ts = openl3.get_audio_embedding(audio, sr)
+
+The public names are imported lazily, so ``import openl3lite`` (and ``l3embed --help``) does
+not start TensorFlow until a model is needed.
 """
 
+import importlib
 import os as _os
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from .api import (embed_audio_file, get_audio_embedding, get_image_embedding,
-                  process_audio_file, process_image_file, process_video_file)
-from .errors import OpenL3Error, OpenL3liteError, OpenL3liteWarning
-from .models import (AudioEmbeddingModel, ImageEmbeddingModel, list_models,
-                     load_audio_embedding_model, load_audio_embedding_model_from_path,
-                     load_image_embedding_model, load_image_embedding_model_from_path,
-                     random_audio_model, random_image_model)
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "AudioEmbeddingModel", "ImageEmbeddingModel", "OpenL3Error", "OpenL3liteError",
-    "OpenL3liteWarning", "embed_audio_file", "get_audio_embedding", "get_image_embedding",
-    "list_models", "load_audio_embedding_model", "load_audio_embedding_model_from_path",
-    "load_image_embedding_model", "load_image_embedding_model_from_path", "process_audio_file",
-    "process_image_file", "process_video_file", "random_audio_model", "random_image_model",
-]
+_EXPORTS = {
+    "get_audio_embedding": "api", "get_image_embedding": "api", "process_audio_file": "api",
+    "process_image_file": "api", "process_video_file": "api", "embed_audio_file": "api",
+    "OpenL3Error": "errors", "OpenL3liteError": "errors", "OpenL3liteWarning": "errors",
+    "AudioEmbeddingModel": "models", "ImageEmbeddingModel": "models", "list_models": "models",
+    "load_audio_embedding_model": "models", "load_audio_embedding_model_from_path": "models",
+    "load_image_embedding_model": "models", "load_image_embedding_model_from_path": "models",
+    "random_audio_model": "models", "random_image_model": "models",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'openl3lite' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

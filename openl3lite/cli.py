@@ -367,6 +367,192 @@ def video(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
     _finish(run_job(files, outputs_of, process, overwrite, quiet, unmatched))
 
 
+@main.command()
+@click.argument("videos", nargs=-1, required=True)
+@click.option("--output-dir", "-o", required=True, type=click.Path(file_okay=False),
+              help="Dataset folder (created; an existing one is extended).")
+@click.option("--fps", type=float, default=4.0, show_default=True,
+              help="Frames per second kept from each video.")
+@click.option("--workers", "-w", type=int, default=2, show_default=True,
+              help="Videos decoded in parallel.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def prepare(videos, output_dir, fps, workers, quiet):
+    """Decode VIDEOS (files, folders or globs) once into a dataset that training samples from.
+
+    Audio is stored at 48 kHz mono and frames at --fps with the shorter side 256 px. Corrupt or
+    audio-less videos are reported and skipped; re-running adds new videos only.
+    """
+    from .errors import OpenL3liteError
+    from .training.prepare import prepare_dataset
+
+    files, unmatched = expand_inputs(videos, VIDEO_EXTENSIONS)
+    for item in unmatched:
+        click.echo(f"error: {item}: no such file, or no video matched", err=True)
+    try:
+        report = prepare_dataset(files, output_dir, fps=fps, workers=workers,
+                                 progress=not quiet)
+    except OpenL3liteError as exc:
+        _fail_setup(exc)
+    failed = len(report.failed) + len(unmatched)
+    click.echo(report.line() if not unmatched else
+               f"{report.line()} (+{len(unmatched)} inputs matched nothing)", err=bool(failed))
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--output-dir", "-o", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder (config, metrics.csv, curves.png, checkpoints). Keep it outside "
+                   "your source tree.")
+@click.option("--input-repr", "-i", type=click.Choice(["linear", "mel128", "mel256"]),
+              default="mel128", show_default=True, help="Audio representation.")
+@click.option("--width", type=float, default=0.25, show_default=True,
+              help="Width multiplier (1 = the paper's network).")
+@click.option("--batch-size", "-b", type=int, default=64, show_default=True,
+              help="Pairs per step, half of them corresponding.")
+@click.option("--steps", type=int, default=10000, show_default=True, help="Training steps.")
+@click.option("--learning-rate", "--lr", type=float, default=1e-4, show_default=True)
+@click.option("--weight-decay", type=float, default=1e-5, show_default=True)
+@click.option("--val-fraction", type=float, default=0.1, show_default=True,
+              help="Share of videos held out for validation (split by video).")
+@click.option("--heldout", "heldout_dir", type=click.Path(exists=True, file_okay=False),
+              default=None, help="A second prepared dataset whose AVC accuracy is also logged.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--checkpoint-every", type=int, default=200, show_default=True)
+@click.option("--eval-every", type=int, default=100, show_default=True)
+@click.option("--workers", "-w", type=int, default=2, show_default=True,
+              help="Threads producing batches ahead of the model.")
+@click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its latest "
+                                              "checkpoint.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train(dataset_dir, run_dir, input_repr, width, batch_size, steps, learning_rate,
+          weight_decay, val_fraction, heldout_dir, seed, checkpoint_every, eval_every, workers,
+          resume, quiet):
+    """Train L3-Net on audio-visual correspondence from a prepared DATASET_DIR.
+
+    Ctrl-C writes a checkpoint and stops; --resume continues exactly where a run stopped (also
+    after a crash). Export the result with `l3embed export`.
+    """
+    from .errors import OpenL3liteError
+    from .training.train import train as run_training
+
+    try:
+        result = run_training(dataset_dir, run_dir, input_repr=input_repr, width=width,
+                              batch_size=batch_size, steps=steps, val_fraction=val_fraction,
+                              seed=seed, learning_rate=learning_rate,
+                              weight_decay=weight_decay, checkpoint_every=checkpoint_every,
+                              eval_every=eval_every, resume=resume, workers=workers,
+                              progress=not quiet, heldout_dir=heldout_dir)
+    except OpenL3liteError as exc:
+        _fail_setup(exc)
+    state = "interrupted (checkpoint written) at" if result.interrupted else "finished at"
+    click.echo(f"training {state} step {result.step}: {result.metrics}")
+    sys.exit(130 if result.interrupted else 0)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--name", default=None, help="Model name (default: the output's base name).")
+@click.option("--overwrite", "-ow", is_flag=True, help="Replace an existing output file.")
+def export(run_dir, output, name, overwrite):
+    """Export a training run's audio and image subnetworks (and fusion head) to OUTPUT, a
+    weights file that --model and the load_*_from_path functions accept."""
+    from .errors import OpenL3liteError
+    from .training.export import export_model
+
+    if os.path.exists(output) and not overwrite:
+        _fail_setup(f"{output} exists; use --overwrite to replace it")
+    try:
+        metadata = export_model(run_dir, output,
+                                name or os.path.splitext(os.path.basename(output))[0])
+    except OpenL3liteError as exc:
+        _fail_setup(exc)
+    click.echo(f"wrote {output} ({metadata.input_repr}, width {metadata.width})")
+
+
+@main.command()
+@click.argument("labels")
+@click.option("--modality", type=click.Choice(["audio", "image"]), default="audio",
+              show_default=True)
+@click.option("--model", "model_paths", multiple=True, type=click.Path(exists=True),
+              help="Weights file to evaluate (repeatable). Default: the released default model.")
+@click.option("--random-baseline/--no-random-baseline", default=True, show_default=True,
+              help="Also evaluate the same network with random weights.")
+@click.option("--logmel-baseline/--no-logmel-baseline", default=True, show_default=True,
+              help="Also evaluate log-mel statistics (audio only).")
+@click.option("--embedding-size", type=int, default=512, show_default=True,
+              help="Embedding size (audio 6144/512, image 8192/512).")
+@click.option("--train-groups", default=None, help="Comma-separated groups (CSV 'group' "
+                                                   "column) to train the classifier on.")
+@click.option("--test-groups", default=None, help="Comma-separated groups to test on.")
+@click.option("--test-fraction", type=float, default=0.25, show_default=True,
+              help="Held-out share when neither groups nor a split column are given.")
+@click.option("--kfold", type=int, default=0, help="Also report k-fold cross-validation.")
+@click.option("--hop-size", type=float, default=0.25, show_default=True,
+              help="Audio window hop in seconds.")
+@click.option("--plot", is_flag=True, help="Also draw a t-SNE map of each feature set.")
+@click.option("--output-dir", "-o", default=None, type=click.Path(file_okay=False),
+              help="Write report.json, report.md and confusion matrices here.")
+@click.option("--quiet", "-q", is_flag=True)
+def evaluate(labels, modality, model_paths, random_baseline, logmel_baseline, embedding_size,
+             train_groups, test_groups, test_fraction, kfold, hop_size, plot, output_dir, quiet):
+    """Linear-probe accuracy of embeddings on LABELS: a folder ROOT/<label>/<file> or a CSV with
+    columns path,label[,group][,split]."""
+    from . import evaluation, models
+    from .errors import OpenL3liteError
+
+    try:
+        suffixes = evaluation.AUDIO_SUFFIXES if modality == "audio" else \
+            evaluation.IMAGE_SUFFIXES
+        clips = evaluation.load_clip_set(labels, suffixes)
+        feature_sets = {}
+        loaded = []
+        for path in model_paths or [None]:
+            if modality == "audio":
+                model = (models.load_audio_embedding_model_from_path(path, None, embedding_size)
+                         if path else models.load_audio_embedding_model(
+                             embedding_size=embedding_size))
+            else:
+                model = (models.load_image_embedding_model_from_path(path, embedding_size)
+                         if path else models.load_image_embedding_model(
+                             embedding_size=embedding_size))
+            loaded.append(model)
+        for model in loaded:
+            feature_sets[model.metadata.name] = _features(evaluation, clips, model, modality,
+                                                         hop_size, quiet)
+        if random_baseline:
+            meta = loaded[0].metadata
+            rand = (models.random_audio_model(meta.input_repr, embedding_size, meta.width)
+                    if modality == "audio" else
+                    models.random_image_model(embedding_size, meta.width))
+            feature_sets[f"random weights (width {meta.width})"] = _features(
+                evaluation, clips, rand, modality, hop_size, quiet)
+        if logmel_baseline and modality == "audio":
+            feature_sets["log-mel statistics"] = evaluation.logmel_features(
+                clips.paths, progress=not quiet)
+        split = lambda text: [g.strip() for g in text.split(",")] if text else None  # noqa: E731
+        report = evaluation.evaluate(clips, feature_sets, split(train_groups), split(test_groups),
+                                     test_fraction, kfold)
+    except OpenL3liteError as exc:
+        _fail_setup(exc)
+    click.echo(evaluation.format_report(report))
+    if output_dir:
+        evaluation.write_report(report, output_dir)
+        if plot:
+            from .plots import plot_embedding_maps
+
+            plot_embedding_maps(feature_sets, clips.labels,
+                                os.path.join(output_dir, "embedding_map.png"))
+        click.echo(f"report written to {output_dir}")
+
+
+def _features(evaluation, clips, model, modality, hop_size, quiet):
+    if modality == "audio":
+        return evaluation.audio_clip_features(clips.paths, model, hop_size, progress=not quiet)
+    return evaluation.image_clip_features(clips.paths, model, progress=not quiet)
+
+
 @main.command("models")
 def list_released_models():
     """List the released models shipped with the package."""

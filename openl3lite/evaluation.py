@@ -1,0 +1,342 @@
+"""Linear-probe evaluation, as in the paper: embed labelled clips, z-score, fit a linear
+classifier, report accuracy on held-out data.
+
+Feature sets compared in one report: the model under test, the same network with random weights,
+and (audio) log-mel statistics. The classifier is scikit-learn's ``LogisticRegression``
+(multinomial, L2, C=1) after ``StandardScaler``; the paper used a linear SVM, and both are
+linear probes.
+"""
+
+import csv
+import json
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import OpenL3liteError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class ClipSet:
+    """Labelled clips.
+
+    Attributes
+    ----------
+    paths : list of str
+    labels : list of str
+    groups : list of str or None
+        E.g. speaker; used to split so that no group is in both train and test.
+    splits : list of str or None
+        ``train`` / ``test`` per clip, when the CSV gives them.
+    """
+
+    paths: list
+    labels: list
+    groups: list = None
+    splits: list = None
+
+
+def load_clip_set(source, suffixes):
+    """Read labelled clips from a folder-per-class layout or a CSV.
+
+    Parameters
+    ----------
+    source : str
+        A folder ``ROOT/<label>/<file>`` or a CSV with columns ``path,label`` and optionally
+        ``group`` and ``split`` (relative paths are resolved against the CSV's folder).
+    suffixes : tuple of str
+        File suffixes to keep from a folder.
+
+    Returns
+    -------
+    ClipSet
+    """
+    if os.path.isdir(source):
+        paths, labels = [], []
+        for label in sorted(os.listdir(source)):
+            folder = os.path.join(source, label)
+            if not os.path.isdir(folder):
+                continue
+            for root, _, names in os.walk(folder):
+                for name in sorted(names):
+                    if name.lower().endswith(suffixes):
+                        paths.append(os.path.join(root, name))
+                        labels.append(label)
+        if not paths:
+            raise OpenL3liteError(f"{source}: no labelled files (expected ROOT/<label>/<file>)")
+        return ClipSet(paths, labels)
+    if not os.path.isfile(source):
+        raise OpenL3liteError(f"{source}: no such folder or CSV file")
+    with open(source, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"path", "label"} <= set(rows[0]):
+        raise OpenL3liteError(f"{source}: CSV needs a header with at least 'path' and 'label'")
+    base = os.path.dirname(os.path.abspath(source))
+    paths = [r["path"] if os.path.isabs(r["path"]) else os.path.join(base, r["path"])
+             for r in rows]
+    groups = [r["group"] for r in rows] if "group" in rows[0] else None
+    splits = [r["split"] for r in rows] if "split" in rows[0] else None
+    if splits and set(splits) - {"train", "test"}:
+        raise OpenL3liteError(f"{source}: split must be 'train' or 'test'")
+    return ClipSet(paths, [r["label"] for r in rows], groups, splits)
+
+
+def fsdd_clip_set(fsdd_root):
+    """The Free Spoken Digit Dataset as a clip set: label = digit, group = speaker.
+
+    Parameters
+    ----------
+    fsdd_root : str
+        Folder holding ``recordings/{digit}_{speaker}_{index}.wav``.
+
+    Returns
+    -------
+    ClipSet
+    """
+    folder = os.path.join(fsdd_root, "recordings")
+    if not os.path.isdir(folder):
+        raise OpenL3liteError(f"{folder}: not found")
+    pattern = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
+    rows = sorted((m.group(0), m.group(1), m.group(2))
+                  for m in map(pattern.match, os.listdir(folder)) if m)
+    return ClipSet([os.path.join(folder, r[0]) for r in rows], [r[1] for r in rows],
+                   [r[2] for r in rows])
+
+
+# ---------------------------------------------------------------- features
+
+def audio_clip_features(paths, model, hop_size=0.25, batch_size=64, progress=True):
+    """One vector per audio clip: mean and max of its window embeddings, concatenated.
+
+    Parameters
+    ----------
+    paths : list of str
+    model : AudioEmbeddingModel
+    hop_size : float
+        Seconds between windows.
+
+    Returns
+    -------
+    np.ndarray, float32, shape (n_clips, 2 * D)
+    """
+    import warnings
+
+    from tqdm.auto import tqdm
+
+    from .api import embed_audio_file
+
+    features = []
+    for path in tqdm(paths, disable=not progress, unit="clip", desc=model.metadata.name):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # short clips are expected here
+            emb, _ = embed_audio_file(path, model, hop_size=hop_size, batch_size=batch_size)
+        features.append(np.concatenate([emb.mean(0), emb.max(0)]))
+    return np.stack(features).astype(np.float32)
+
+
+def logmel_features(paths, sr=16000, n_mels=64, progress=True):
+    """Log-mel statistics baseline: mean and std over time of a 64-band log-mel spectrogram.
+
+    Returns
+    -------
+    np.ndarray, float32, shape (n_clips, 2 * n_mels)
+    """
+    import librosa
+    from tqdm.auto import tqdm
+
+    from .audio import downmix, read_audio, resample
+
+    out = []
+    for path in tqdm(paths, disable=not progress, unit="clip", desc="log-mel"):
+        samples, rate = read_audio(path)
+        mono = resample(downmix(samples), rate, sr, "soxr_hq") if rate != sr else downmix(samples)
+        mel = librosa.feature.melspectrogram(y=mono, sr=sr, n_fft=512, hop_length=160,
+                                             n_mels=n_mels)
+        log_mel = np.log(mel + 1e-6)
+        out.append(np.concatenate([log_mel.mean(1), log_mel.std(1)]))
+    return np.stack(out).astype(np.float32)
+
+
+def image_clip_features(paths, model, batch_size=32, progress=True):
+    """One embedding per image file.
+
+    Returns
+    -------
+    np.ndarray, float32, shape (n_images, D)
+    """
+    from tqdm.auto import tqdm
+
+    from .api import embed_images
+    from .image import as_image_batch, read_image
+
+    rows = [embed_images(as_image_batch(read_image(p), p), model, batch_size)[0]
+            for p in tqdm(paths, disable=not progress, unit="image", desc=model.metadata.name)]
+    return np.stack(rows).astype(np.float32)
+
+
+# ---------------------------------------------------------------- the probe
+
+@dataclass
+class ProbeResult:
+    """Accuracy of one feature set."""
+
+    accuracy: float
+    per_class: dict
+    confusion: list
+    labels: list
+    fold_accuracies: list = field(default_factory=list)
+
+
+def _fit_predict(x_train, y_train, x_test):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000))
+    probe.fit(x_train, y_train)
+    return probe.predict(x_test)
+
+
+def split_indices(clips, train_groups=None, test_groups=None, test_fraction=0.25, seed=0):
+    """Train / test indices: by explicit groups, by the CSV's split column, or stratified.
+
+    Returns
+    -------
+    train, test : np.ndarray of int
+    """
+    n = len(clips.paths)
+    if train_groups or test_groups:
+        if clips.groups is None:
+            raise OpenL3liteError("train/test groups given but the clips have no groups")
+        groups = np.asarray(clips.groups)
+        train = np.flatnonzero(np.isin(groups, list(train_groups or [])))
+        test = np.flatnonzero(np.isin(groups, list(test_groups or [])))
+        if train_groups and not test_groups:
+            test = np.setdiff1d(np.arange(n), train)
+    elif clips.splits is not None:
+        splits = np.asarray(clips.splits)
+        train, test = np.flatnonzero(splits == "train"), np.flatnonzero(splits == "test")
+    else:
+        from sklearn.model_selection import train_test_split
+
+        train, test = train_test_split(np.arange(n), test_size=test_fraction, random_state=seed,
+                                       stratify=clips.labels)
+    if len(train) == 0 or len(test) == 0:
+        raise OpenL3liteError("the split leaves no training or no test clips")
+    return np.asarray(train), np.asarray(test)
+
+
+def linear_probe(features, labels, train, test, kfold=0, groups=None, seed=0):
+    """Fit a z-scored linear classifier on ``train`` and score it on ``test``.
+
+    Parameters
+    ----------
+    features : np.ndarray, shape (n, D)
+    labels : sequence of str, length n
+    train, test : np.ndarray of int
+    kfold : int
+        Also run k-fold cross-validation over all clips (GroupKFold when ``groups``).
+    groups : sequence, optional
+
+    Returns
+    -------
+    ProbeResult
+    """
+    from sklearn.metrics import confusion_matrix
+
+    labels = np.asarray(labels)
+    classes = sorted(set(labels.tolist()))
+    predicted = _fit_predict(features[train], labels[train], features[test])
+    truth = labels[test]
+    cm = confusion_matrix(truth, predicted, labels=classes)
+    per_class = {c: float((predicted[truth == c] == c).mean()) for c in classes
+                 if (truth == c).any()}
+    folds = []
+    if kfold and kfold > 1:
+        from sklearn.model_selection import GroupKFold, StratifiedKFold
+
+        splitter = (GroupKFold(kfold) if groups is not None
+                    else StratifiedKFold(kfold, shuffle=True, random_state=seed))
+        for tr, te in splitter.split(features, labels, groups):
+            folds.append(float((_fit_predict(features[tr], labels[tr], features[te])
+                                == labels[te]).mean()))
+    return ProbeResult(float((predicted == truth).mean()), per_class, cm.tolist(), classes, folds)
+
+
+# ---------------------------------------------------------------- reports
+
+def evaluate(clips, feature_sets, train_groups=None, test_groups=None, test_fraction=0.25,
+             kfold=0, seed=0):
+    """Linear-probe accuracy of several feature sets on one clip set.
+
+    Parameters
+    ----------
+    clips : ClipSet
+    feature_sets : dict of str -> np.ndarray (n_clips, D)
+    train_groups, test_groups : list of str, optional
+
+    Returns
+    -------
+    dict
+        ``{"n_train", "n_test", "split", "results": {name: ProbeResult}}``.
+    """
+    train, test = split_indices(clips, train_groups, test_groups, test_fraction, seed)
+    split = (f"groups {','.join(train_groups or [])} -> {','.join(test_groups or ['rest'])}"
+             if train_groups or test_groups else
+             "CSV split column" if clips.splits is not None else
+             f"stratified {1 - test_fraction:.0%}/{test_fraction:.0%}")
+    results = {name: linear_probe(x, clips.labels, train, test, kfold, clips.groups, seed)
+               for name, x in feature_sets.items()}
+    return {"n_train": int(len(train)), "n_test": int(len(test)), "split": split,
+            "results": results}
+
+
+def format_report(report):
+    """A readable table of a report from :func:`evaluate`.
+
+    Returns
+    -------
+    str
+    """
+    lines = [f"linear probe: {report['n_train']} train / {report['n_test']} test clips "
+             f"({report['split']})", "", "| features | accuracy | k-fold mean |",
+             "| --- | --- | --- |"]
+    for name, result in report["results"].items():
+        folds = f"{np.mean(result.fold_accuracies):.3f}" if result.fold_accuracies else "-"
+        lines.append(f"| {name} | {result.accuracy:.3f} | {folds} |")
+    return "\n".join(lines)
+
+
+def write_report(report, out_dir):
+    """Write ``report.json``, ``report.md`` and one confusion-matrix PNG per feature set.
+
+    Returns
+    -------
+    list of str
+        Files written.
+    """
+    from .plots import plot_confusion_matrix
+
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    data = {k: v for k, v in report.items() if k != "results"}
+    data["results"] = {name: vars(r) for name, r in report["results"].items()}
+    for name, payload in (("report.json", json.dumps(data, indent=1)),
+                          ("report.md", format_report(report) + "\n")):
+        path = os.path.join(out_dir, name)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(payload)
+        os.replace(tmp, path)
+        written.append(path)
+    for name, result in report["results"].items():
+        path = os.path.join(out_dir, f"confusion_{re.sub(r'[^A-Za-z0-9_-]+', '_', name)}.png")
+        plot_confusion_matrix(np.asarray(result.confusion), result.labels, path,
+                              f"{name}: accuracy {result.accuracy:.3f}")
+        written.append(path)
+    return written

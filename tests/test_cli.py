@@ -1,0 +1,120 @@
+"""The l3embed command line: inputs, outputs, skipping, atomic writes, bad files, exit codes."""
+
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from openl3lite.cli import expand_inputs, main
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """A tiny random-weight model file in our format (audio and image)."""
+    import keras
+
+    from openl3lite import network
+    from openl3lite.weights import ModelMetadata, save_model_file
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.h5"
+    save_model_file(path, {"audio": network.build_audio_trunk("mel128", 0.0625),
+                           "image": network.build_image_trunk(0.0625)},
+                    ModelMetadata(name="tiny", input_repr="mel128", width=0.0625,
+                                  image_scaling="symmetric"))
+    return str(path)
+
+
+@pytest.fixture()
+def audio_tree(tmp_path):
+    root = tmp_path / "in"
+    (root / "sub").mkdir(parents=True)
+    t = np.arange(24000) / 16000
+    sf.write(root / "a.wav", np.sin(2 * np.pi * 440 * t), 16000)
+    sf.write(root / "sub" / "b.flac", np.sin(2 * np.pi * 660 * t), 16000)
+    (root / "notes.txt").write_text("not audio")
+    (root / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    return root
+
+
+def test_expand_inputs(audio_tree):
+    files, unmatched = expand_inputs([str(audio_tree), str(audio_tree / "a.wav"),
+                                      str(audio_tree / "nothing*.wav")], (".wav", ".flac"))
+    names = sorted(os.path.basename(f) for f in files)
+    assert names == ["a.wav", "b.flac", "broken.wav"]  # a.wav once; notes.txt not searched
+    assert unmatched == [str(audio_tree / "nothing*.wav")]
+
+
+def test_audio_batch_keeps_going_and_reports(audio_tree, tmp_path, model_file):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["audio", str(audio_tree), "-o", str(out), "--model",
+                                       model_file, "-as", "512", "-t", "0.5", "-q"])
+    assert result.exit_code == 1, result.output
+    assert "broken.wav" in result.output and "2 processed, 0 skipped" in result.output
+    a = np.load(out / "a.npz")
+    assert a["embedding"].shape == (3, 512) and a["timestamps"].tolist() == [0, 0.5, 1.0]
+    assert (out / "b.npz").exists() and not (out / "broken.npz").exists()
+    assert not [f for f in os.listdir(out) if f.startswith(".tmp")]
+
+
+def test_skip_existing_and_overwrite(audio_tree, tmp_path, model_file):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a_x.npz").write_bytes(b"precious")
+    args = ["audio", str(audio_tree / "a.wav"), "-o", str(out), "-x", "x", "--model", model_file,
+            "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and "0 processed, 1 skipped" in result.output
+    assert (out / "a_x.npz").read_bytes() == b"precious"
+    result = CliRunner().invoke(main, args + ["--overwrite"])
+    assert result.exit_code == 0 and np.load(out / "a_x.npz")["embedding"].shape[1] == 6144
+
+
+def test_output_name_collision_is_refused(tmp_path, model_file):
+    for folder in ("one", "two"):
+        (tmp_path / folder).mkdir()
+        sf.write(tmp_path / folder / "same.wav", np.ones(16000) * 0.1, 16000)
+    result = CliRunner().invoke(main, ["audio", str(tmp_path / "one" / "same.wav"),
+                                       str(tmp_path / "two" / "same.wav"), "-o",
+                                       str(tmp_path / "out"), "--model", model_file, "-q"])
+    assert result.exit_code == 1 and "would overwrite" in result.output
+
+
+def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    from openl3lite import output
+
+    def failing_savez(f, **arrays):
+        f.write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", failing_savez)
+    with pytest.raises(KeyboardInterrupt):
+        output.write_npz_atomic(tmp_path / "x.npz", embedding=np.zeros(3))
+    assert os.listdir(tmp_path) == []
+
+
+def test_image_and_bad_options(tmp_path, model_file):
+    from PIL import Image
+
+    Image.fromarray(np.full((260, 300, 3), 120, np.uint8)).save(tmp_path / "pic.png")
+    Image.fromarray(np.full((100, 100, 3), 120, np.uint8)).save(tmp_path / "small.png")
+    result = CliRunner().invoke(main, ["image", str(tmp_path), "--model", model_file, "-is",
+                                       "512", "-q"])
+    assert result.exit_code == 1 and "224x224" in result.output
+    assert np.load(tmp_path / "pic.npz")["embedding"].shape == (1, 512)
+    result = CliRunner().invoke(main, ["audio", str(tmp_path), "-t", "-1"])
+    assert result.exit_code == 2 and "--audio-hop-size" in result.output
+    result = CliRunner().invoke(main, ["audio", "x.wav", "-i", "mel64"])
+    assert result.exit_code == 2
+
+
+def test_help_explains_every_option():
+    for command in ("audio", "image", "video", "prepare", "train", "export", "evaluate"):
+        result = CliRunner().invoke(main, [command, "--help"])
+        assert result.exit_code == 0
+    text = CliRunner().invoke(main, ["audio", "--help"]).output
+    for flag in ("--output-dir", "-o", "--suffix", "-x", "--input-repr", "-i", "-as", "-n",
+                 "-t", "-ab", "--overwrite", "-ow", "--quiet", "-q", "--model"):
+        assert flag in text

@@ -1,0 +1,176 @@
+"""End to end on a handful of generated videos: prepare, sample, train, kill and resume, export,
+and embedding with the exported weights."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import openl3lite
+from openl3lite.errors import OpenL3liteError
+from openl3lite.training.prepare import load_manifest, prepare_dataset
+from openl3lite.training.sampling import PairSampler, split_videos
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write_video(path, seconds, colour_seed, with_audio=True, size=(320, 240), fps=5):
+    from moviepy import AudioArrayClip, ImageSequenceClip
+
+    rng = np.random.default_rng(colour_seed)
+    n = int(seconds * fps)
+    base = rng.integers(0, 255, 3)
+    frames = [np.full((size[1], size[0], 3), (base + 20 * k) % 255, np.uint8) for k in range(n)]
+    clip = ImageSequenceClip(frames, fps=fps)
+    if with_audio:
+        t = np.arange(int(seconds * 16000)) / 16000
+        tone = 0.3 * np.sin(2 * np.pi * (200 + 100 * colour_seed) * t)
+        clip = clip.with_audio(AudioArrayClip(np.stack([tone, tone], 1), fps=16000))
+    clip = clip.with_duration(seconds)
+    clip.write_videofile(str(path), fps=fps, codec="libx264", audio_codec="aac" if with_audio
+                         else None, audio=with_audio, preset="ultrafast", logger=None)
+    clip.close()
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("videos")
+    paths = []
+    for i in range(4):
+        path = folder / f"v{i}.mp4"
+        _write_video(path, 2.5 + 0.5 * i, i)
+        paths.append(str(path))
+    silent = folder / "silent.mp4"
+    _write_video(silent, 2.0, 9, with_audio=False)
+    corrupt = folder / "corrupt.mp4"
+    corrupt.write_bytes(os.urandom(2000))
+    return paths, str(silent), str(corrupt)
+
+
+@pytest.fixture(scope="module")
+def dataset(videos, tmp_path_factory):
+    good, silent, corrupt = videos
+    out = tmp_path_factory.mktemp("dataset")
+    report = prepare_dataset(good[:3] + [silent, corrupt], str(out), fps=4, workers=2,
+                             progress=False)
+    assert sorted(report.added) == sorted(good[:3])
+    failed = dict(report.failed)
+    assert "no audio track" in failed[silent]
+    assert corrupt in failed
+    return str(out)
+
+
+def test_prepare_contents_and_rerun(dataset, videos):
+    manifest = load_manifest(dataset)
+    assert len(manifest["videos"]) == 3 and manifest["sample_rate"] == 48000
+    for record in manifest["videos"].values():
+        frames = np.load(os.path.join(dataset, record.frames_file), mmap_mode="r")
+        audio = np.load(os.path.join(dataset, record.audio_file), mmap_mode="r")
+        assert min(frames.shape[1:3]) == 256 and frames.shape[2] > 256  # aspect kept
+        assert abs(len(audio) / 48000 - record.duration_s) < 1e-6
+        assert abs(record.n_frames - 4 * record.duration_s) <= 1.5
+    shard_times = {f: os.path.getmtime(os.path.join(dataset, "shards", f))
+                   for f in os.listdir(os.path.join(dataset, "shards"))}
+    report = prepare_dataset(videos[0], dataset, fps=4, progress=False)
+    assert report.added == [videos[0][3]] and len(report.already_done) == 3
+    for name, mtime in shard_times.items():
+        assert os.path.getmtime(os.path.join(dataset, "shards", name)) == mtime
+    assert not [f for f in os.listdir(dataset) if ".tmp" in f]
+
+
+def test_sampler_statistics(dataset):
+    sampler = PairSampler(dataset, batch_size=16, seed=3)
+    positives = negatives = 0
+    for k in range(25):
+        inputs, labels, infos = sampler.sample_batch(k, return_info=True)
+        assert inputs["audio"].shape == (16, 48000) and inputs["audio"].dtype == np.float32
+        assert inputs["image"].shape == (16, 224, 224, 3)
+        assert inputs["image"].min() >= -1 and inputs["image"].max() <= 1
+        assert labels.sum() == 8  # exactly balanced
+        for info, label in zip(infos, labels):
+            assert info.label == label
+            if label:
+                positives += 1
+                assert info.clip_video == info.frame_video
+                assert info.clip_start <= info.frame_time <= info.clip_start + 1.0
+            else:
+                negatives += 1
+                assert info.clip_video != info.frame_video
+    assert positives == negatives == 200
+    again, labels_again = sampler.sample_batch(7)
+    first, labels_first, _ = sampler.sample_batch(7, return_info=True)
+    np.testing.assert_array_equal(again["audio"], first["audio"])
+    assert not np.array_equal(sampler.sample_batch(8)[0]["audio"], first["audio"])
+
+
+def test_split_by_video(dataset):
+    manifest = load_manifest(dataset)
+    train, val = split_videos(manifest, 0.3, seed=0)
+    assert set(train).isdisjoint(val) and sorted(train + val) == sorted(manifest["videos"])
+
+
+def _train_cmd(dataset, run_dir, steps, resume=False):
+    code = ("from openl3lite.training.train import train; "
+            f"train({dataset!r}, {run_dir!r}, width=0.0625, batch_size=4, steps={steps}, "
+            f"checkpoint_every=2, eval_every=2, val_fraction=0.34, val_batches=1, workers=1, "
+            f"progress=False, resume={resume})")
+    return [sys.executable, "-c", code]
+
+
+def _weights(run_dir):
+    from openl3lite.training.train import load_checkpoint
+
+    model, state = load_checkpoint(run_dir)
+    return state["step"], [w.copy() for w in model.get_weights()]
+
+
+def test_train_kill_resume_and_export(dataset, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    reference = str(tmp_path / "reference")
+    subprocess.run(_train_cmd(dataset, reference, 6), check=True, env=env, timeout=600)
+    assert (Path(reference) / "curves.png").exists()
+    rows = (Path(reference) / "metrics.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("step,") and len(rows) == 4
+    assert all(np.isfinite(float(r.split(",")[2])) for r in rows[1:])
+
+    run = str(tmp_path / "killed")
+    proc = subprocess.Popen(_train_cmd(dataset, run, 6), env=env)
+    latest = Path(run) / "checkpoint" / "latest.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (latest.exists() and
+                                           json.loads(latest.read_text())["step"] >= 2):
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads(latest.read_text())["step"]
+    assert 2 <= killed_at <= 6
+    with pytest.raises(OpenL3liteError, match="not empty"):
+        from openl3lite.training.train import train
+
+        train(dataset, run, width=0.0625, batch_size=4, steps=6, progress=False)
+    subprocess.run(_train_cmd(dataset, run, 6, resume=True), check=True, env=env, timeout=600)
+    step_a, weights_a = _weights(reference)
+    step_b, weights_b = _weights(run)
+    assert step_a == step_b == 6
+    for a, b in zip(weights_a, weights_b):  # same batches, same state: same result
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+    from openl3lite.training.export import export_model
+
+    out = str(tmp_path / "tiny.h5")
+    metadata = export_model(run, out, "tiny")
+    assert metadata.width == 0.0625 and metadata.image_scaling == "symmetric"
+    audio_model = openl3lite.load_audio_embedding_model_from_path(out, embedding_size=512)
+    emb, ts = openl3lite.get_audio_embedding(np.sin(np.arange(30000) / 7.0), 16000,
+                                             model=audio_model, verbose=False)
+    assert emb.shape == (len(ts), 512) and np.all(np.isfinite(emb))
+    image_model = openl3lite.load_image_embedding_model_from_path(out, embedding_size=8192)
+    image_emb = openl3lite.get_image_embedding(np.zeros((300, 400, 3), np.uint8) + 80,
+                                               model=image_model, verbose=False)
+    assert image_emb.shape == (1, 8192)
