@@ -1,19 +1,12 @@
-"""End to end on a handful of generated videos: prepare, sample, train, kill and resume, export,
-and embedding with the exported weights."""
+"""Data preparation and pair sampling on a handful of generated videos (training, kill -9 and
+resume, export: ``test_train.py``)."""
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import openl3lite
-from openl3lite.errors import OpenL3liteError
 from openl3lite.training.prepare import load_manifest, prepare_dataset
 from openl3lite.training.sampling import PairSampler, split_videos
 
@@ -113,64 +106,3 @@ def test_split_by_video(dataset):
     manifest = load_manifest(dataset)
     train, val = split_videos(manifest, 0.3, seed=0)
     assert set(train).isdisjoint(val) and sorted(train + val) == sorted(manifest["videos"])
-
-
-def _train_cmd(dataset, run_dir, steps, resume=False):
-    code = ("from openl3lite.training.train import train; "
-            f"train({dataset!r}, {run_dir!r}, width=0.0625, batch_size=4, steps={steps}, "
-            f"checkpoint_every=2, eval_every=2, val_fraction=0.34, val_batches=1, workers=1, "
-            f"progress=False, resume={resume})")
-    return [sys.executable, "-c", code]
-
-
-def _weights(run_dir):
-    from openl3lite.training.train import load_checkpoint
-
-    model, state = load_checkpoint(run_dir)
-    return state["step"], [w.copy() for w in model.get_weights()]
-
-
-def test_train_kill_resume_and_export(dataset, tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
-    reference = str(tmp_path / "reference")
-    subprocess.run(_train_cmd(dataset, reference, 6), check=True, env=env, timeout=600)
-    assert (Path(reference) / "curves.png").exists()
-    rows = (Path(reference) / "metrics.csv").read_text().strip().splitlines()
-    assert rows[0].startswith("step,") and len(rows) == 4
-    assert all(np.isfinite(float(r.split(",")[2])) for r in rows[1:])
-
-    run = str(tmp_path / "killed")
-    proc = subprocess.Popen(_train_cmd(dataset, run, 6), env=env)
-    latest = Path(run) / "checkpoint" / "latest.json"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (latest.exists() and
-                                           json.loads(latest.read_text())["step"] >= 2):
-        time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = json.loads(latest.read_text())["step"]
-    assert 2 <= killed_at <= 6
-    with pytest.raises(OpenL3liteError, match="not empty"):
-        from openl3lite.training.train import train
-
-        train(dataset, run, width=0.0625, batch_size=4, steps=6, progress=False)
-    subprocess.run(_train_cmd(dataset, run, 6, resume=True), check=True, env=env, timeout=600)
-    step_a, weights_a = _weights(reference)
-    step_b, weights_b = _weights(run)
-    assert step_a == step_b == 6
-    for a, b in zip(weights_a, weights_b):  # same batches, same state: same result
-        np.testing.assert_allclose(a, b, atol=1e-5)
-
-    from openl3lite.training.export import export_model
-
-    out = str(tmp_path / "tiny.h5")
-    metadata = export_model(run, out, "tiny")
-    assert metadata.width == 0.0625 and metadata.image_scaling == "symmetric"
-    audio_model = openl3lite.load_audio_embedding_model_from_path(out, embedding_size=512)
-    emb, ts = openl3lite.get_audio_embedding(np.sin(np.arange(30000) / 7.0), 16000,
-                                             model=audio_model, verbose=False)
-    assert emb.shape == (len(ts), 512) and np.all(np.isfinite(emb))
-    image_model = openl3lite.load_image_embedding_model_from_path(out, embedding_size=8192)
-    image_emb = openl3lite.get_image_embedding(np.zeros((300, 400, 3), np.uint8) + 80,
-                                               model=image_model, verbose=False)
-    assert image_emb.shape == (1, 8192)

@@ -1,4 +1,9 @@
-"""Export a trained AVC model's subnetworks as an openl3lite model file."""
+"""Export a trained AVC model as an openl3lite model file (audio trunk, image trunk, fusion head).
+
+The file is what ``openl3lite.load_audio_embedding_model_from_path``,
+``load_image_embedding_model_from_path`` and the CLI's ``--model`` read. After writing, the file
+is loaded back and checked to compute the trained network's features.
+"""
 
 import datetime
 import os
@@ -8,69 +13,136 @@ import numpy as np
 from ..errors import OpenL3liteError
 from ..weights import ModelMetadata, save_model_file
 
+#: Largest absolute difference allowed between trained and reloaded features (float32 round-off).
+VERIFY_ATOL = 1e-4
 
-def export_model(run_dir, out_path, name, extra=None):
-    """Write the audio trunk, image trunk and fusion head of a run's latest checkpoint.
+
+def training_details(state, extra=None):
+    """The training facts recorded in an exported model's metadata.
 
     Parameters
     ----------
-    run_dir : str
-        A training run folder (``l3embed train``).
-    out_path : str
-        Model file to write (``.h5``); loadable by ``load_audio_embedding_model_from_path`` and
-        ``load_image_embedding_model_from_path`` and by the CLI's ``--model``.
+    state : dict
+        A checkpoint's ``state.json`` (see :mod:`openl3lite.training.train`).
+    extra : dict, optional
+        More entries; they override the computed ones.
+
+    Returns
+    -------
+    dict
+        ``training_steps``, ``batch_size``, ``learning_rate``, ``weight_decay``, ``optimizer``,
+        ``seed``, ``dataset_dir``, ``heldout_dir``, ``final_val_loss``, ``final_val_avc_acc``,
+        ``final_heldout_avc_acc`` (None when not measured), ``train_time_s``, ``backend``,
+        ``keras_version``, ``exported`` (UTC date), plus ``extra``.
+    """
+    import keras
+
+    config = state["config"]
+    last = state["history"][-1] if state["history"] else {}
+    details = {
+        "training_steps": state["step"], "batch_size": config["batch_size"],
+        "learning_rate": config["learning_rate"], "weight_decay": config["weight_decay"],
+        "optimizer": state.get("optimizer", "AdamW"), "seed": config["seed"],
+        "dataset_dir": config["dataset_dir"], "heldout_dir": config.get("heldout_dir"),
+        "final_metrics_step": last.get("step"), "final_val_loss": last.get("val_loss"),
+        "final_val_avc_acc": last.get("val_acc"),
+        "final_heldout_avc_acc": last.get("heldout_acc"),
+        "train_time_s": round(float(state.get("elapsed_s", 0.0)), 1),
+        "backend": state.get("backend", keras.backend.backend()),
+        "keras_version": state.get("keras_version", keras.__version__),
+        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    details.update(extra or {})
+    return details
+
+
+def export_model(run_dir_or_checkpoint, out_path, name, extra=None):
+    """Write a run's latest checkpoint as an openl3lite model file and verify it.
+
+    Parameters
+    ----------
+    run_dir_or_checkpoint : str or os.PathLike
+        A training run folder or its ``checkpoint`` folder.
+    out_path : str or os.PathLike
+        Model file to write (``.h5``), replaced atomically.
     name : str
         Model name recorded in the metadata.
     extra : dict, optional
-        More metadata (training details) to record.
+        More metadata to record (JSON-serialisable).
 
     Returns
     -------
     ModelMetadata
-        What was written.
+        What was written: ``input_repr`` and ``width`` of the run, ``frontend="kapre"``,
+        ``image_scaling="symmetric"``, ``content_type=None``, training details in ``extra``
+        (:func:`training_details`).
+
+    Raises
+    ------
+    OpenL3liteError
+        No checkpoint, or the reloaded file does not reproduce the trained network.
     """
-    import json
-
-    import keras
-
-    from ..models import load_audio_embedding_model_from_path, load_image_embedding_model_from_path
     from .train import load_checkpoint
 
-    config_path = os.path.join(run_dir, "config.json")
-    if not os.path.exists(config_path):
-        raise OpenL3liteError(f"{run_dir}: not a training run (no config.json)")
-    config = json.load(open(config_path))
-    model, state = load_checkpoint(run_dir)
-    history = state["history"]
-    details = {"training_steps": state["step"], "batch_size": config["batch_size"],
-               "learning_rate": config["learning_rate"], "weight_decay": config["weight_decay"],
-               "backend": keras.backend.backend(),
-               "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "final_metrics": history[-1] if history else {}}
-    details.update(extra or {})
-    metadata = ModelMetadata(name=name, input_repr=config["input_repr"], width=config["width"],
-                             frontend="kapre", image_scaling="symmetric", content_type=None,
-                             extra=details)
-    parts = {"audio": model.get_layer("audio_trunk"), "image": model.get_layer("image_trunk"),
-             "fusion": model.get_layer("fusion")}
+    if not name or not isinstance(name, str):
+        raise OpenL3liteError(f"invalid model name {name!r}: must be a non-empty string")
+    model, state = load_checkpoint(run_dir_or_checkpoint, optimizer=False)
+    config = state["config"]
+    metadata = ModelMetadata(name=name, input_repr=config["input_repr"],
+                             width=float(config["width"]), frontend="kapre",
+                             image_scaling="symmetric", content_type=None,
+                             extra=training_details(state, extra))
+    parts = {part: model.get_layer(layer) for part, layer in
+             (("audio", "audio_trunk"), ("image", "image_trunk"), ("fusion", "fusion"))}
+    out_path = os.fspath(out_path)
     save_model_file(out_path, parts, metadata)
-    _verify_export(out_path, parts, load_audio_embedding_model_from_path,
-                   load_image_embedding_model_from_path)
+    verify_export(out_path, model)
     return metadata
 
 
-def _verify_export(path, parts, load_audio, load_image):
-    """Reload the file and check the trunks compute what the trained ones do."""
-    rng = np.random.default_rng(0)
-    audio_model = load_audio(path, embedding_size=512)
-    n_freq = audio_model.trunk.input_shape[1]
-    spectrogram = rng.uniform(-80, 0, (1, n_freq, 199, 1)).astype(np.float32)
-    image = rng.uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)
-    image_model = load_image(path, embedding_size=512)
-    checks = [(parts["image"], image_model.trunk, image),
-              (parts["audio"], audio_model.trunk, spectrogram)]
-    for trained, loaded, x in checks:
-        a = np.asarray(trained(x, training=False))
-        b = np.asarray(loaded(x, training=False))
-        if not np.allclose(a, b, atol=1e-4):
-            raise OpenL3liteError(f"{path}: exported weights do not reproduce the trained network")
+def verify_export(path, model, seed=0):
+    """Check that a written model file computes what the trained AVC model computes.
+
+    The audio embedding model loaded from ``path`` must give, on a random waveform, the global
+    max of the trained audio trunk's features (its 512-D embedding); the image model likewise on
+    a random image; and the image trunk's full feature maps must match.
+
+    Parameters
+    ----------
+    path : str
+        The written model file.
+    model : keras.Model
+        The trained AVC model (:func:`openl3lite.network.build_avc_model` layout).
+    seed : int
+
+    Raises
+    ------
+    OpenL3liteError
+        If any feature differs by more than :data:`VERIFY_ATOL`.
+    """
+    import keras
+
+    from ..models import load_audio_embedding_model_from_path, load_image_embedding_model_from_path
+
+    rng = np.random.default_rng(seed)
+    waveform = rng.uniform(-0.5, 0.5, (2, 48000)).astype(np.float32)
+    image = rng.uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
+    spectrogram = model.get_layer("spectrogram")(waveform)
+    trained = {
+        "audio embedding": keras.ops.max(model.get_layer("audio_trunk")(spectrogram), axis=(1, 2)),
+        "image embedding": keras.ops.max(model.get_layer("image_trunk")(image), axis=(1, 2)),
+        "image features": model.get_layer("image_trunk")(image),
+    }
+    audio_model = load_audio_embedding_model_from_path(path, embedding_size=512)
+    image_model = load_image_embedding_model_from_path(path, embedding_size=512)
+    loaded = {
+        "audio embedding": audio_model.keras_model(waveform),
+        "image embedding": image_model.keras_model(image),
+        "image features": image_model.trunk(image),
+    }
+    for key, expected in trained.items():
+        got = keras.ops.convert_to_numpy(loaded[key])
+        expected = keras.ops.convert_to_numpy(expected)
+        if got.shape != expected.shape or not np.allclose(got, expected, atol=VERIFY_ATOL):
+            raise OpenL3liteError(f"{path}: the exported {key} differs from the trained "
+                                  "network's; the file is not usable")

@@ -1,0 +1,200 @@
+"""AVC training on a few generated videos: logs, refusals, kill -9 and resume, export, embedding.
+
+Tiny settings (width 0.0625, batch 4, a handful of steps) keep the whole module well under a
+minute and a half on two CPU cores.
+"""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import openl3lite
+from openl3lite.errors import OpenL3liteError
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(width=0.0625, batch_size=4, val_fraction=0.25, val_batches=1, workers=2,
+            progress=False)
+
+
+def _write_video(path, seconds, seed, fps=4, size=(256, 240)):
+    """A short video: noisy frames of one colour, a tone of one pitch (both set by ``seed``)."""
+    from moviepy import AudioArrayClip, ImageSequenceClip
+
+    rng = np.random.default_rng(seed)
+    colour = rng.integers(0, 256, 3)
+    frames = [np.clip(colour + rng.normal(0, 20, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+              for _ in range(int(seconds * fps))]
+    t = np.arange(int(seconds * 22050)) / 22050
+    tone = 0.3 * np.sin(2 * np.pi * (220 + 110 * seed) * t)
+    clip = ImageSequenceClip(frames, fps=fps).with_audio(
+        AudioArrayClip(np.stack([tone, tone], 1), fps=22050)).with_duration(seconds)
+    clip.write_videofile(str(path), fps=fps, codec="libx264", audio_codec="aac",
+                         preset="ultrafast", logger=None)
+    clip.close()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """A prepared dataset of 4 videos of 2-3.5 s (1 held out for validation at 0.25)."""
+    from openl3lite.training.prepare import prepare_dataset
+
+    folder = tmp_path_factory.mktemp("videos")
+    videos = []
+    for i in range(4):
+        videos.append(folder / f"clip{i}.mp4")
+        _write_video(videos[-1], 2.0 + 0.5 * i, i)
+    out = tmp_path_factory.mktemp("dataset")
+    prepare_dataset([str(v) for v in videos], str(out), fps=4, workers=2, progress=False)
+    return str(out)
+
+
+def _read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _checkpoint_arrays(run_dir):
+    from openl3lite.training.train import read_checkpoint_state
+
+    state, path = read_checkpoint_state(run_dir)
+    with np.load(path) as data:
+        return state, {k: data[k] for k in data.files}
+
+
+def test_train_logs_and_refusals(dataset, tmp_path):
+    from openl3lite.training.train import train
+
+    run = tmp_path / "run"
+    result = train(dataset, run, steps=4, eval_every=2, checkpoint_every=3, **TINY)
+    assert result.step == 4 and not result.interrupted
+    rows = _read_csv(run / "metrics.csv")
+    assert [int(r["step"]) for r in rows] == [2, 4]
+    for row in rows:
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+            assert np.isfinite(float(row[key])), (key, row)
+    assert (run / "curves.png").stat().st_size > 1000
+    config = json.loads((run / "config.json").read_text())
+    assert config["width"] == 0.0625 and config["steps"] == 4 and config["optimizer"] == "AdamW"
+    state, arrays = _checkpoint_arrays(run)
+    assert state["step"] == 4 and len(state["history"]) == 2
+    assert [f for f in os.listdir(run / "checkpoint")] == ["state.json", "step-00000004.npz"]
+
+    with pytest.raises(OpenL3liteError, match="not empty"):
+        train(dataset, run, steps=4, **TINY)
+    with pytest.raises(OpenL3liteError, match="width"):
+        train(dataset, run, steps=6, resume=True, **dict(TINY, width=0.125))
+    with pytest.raises(OpenL3liteError, match="batch_size"):
+        train(dataset, tmp_path / "other", steps=4, **dict(TINY, batch_size=3))
+
+
+def _train_in_subprocess(dataset, run_dir, steps):
+    code = ("from openl3lite.training.train import train; "
+            f"train({dataset!r}, {str(run_dir)!r}, steps={steps}, checkpoint_every=2, "
+            f"eval_every=2, **{TINY!r})")
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def _wait_for_checkpoint(proc, run_dir, min_step, timeout=120):
+    state_path = Path(run_dir) / "checkpoint" / "state.json"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if state_path.exists() and json.loads(state_path.read_text())["step"] >= min_step:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"training subprocess ended early: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail("no checkpoint written in time")
+
+
+def test_kill_resume_matches_uninterrupted_run_then_export(dataset, tmp_path):
+    """SIGKILL mid-run, resume: same weights and optimizer state as an uninterrupted run.
+
+    Resumed runs restore every model and optimizer variable and continue with batch k = step of
+    the deterministic sampler, so the results match up to float round-off of the backend's
+    kernels (identical here on CPU; a small tolerance allows for thread-order effects).
+    """
+    from openl3lite.training.export import export_model
+    from openl3lite.training.train import train
+
+    killed = tmp_path / "killed"
+    proc = _train_in_subprocess(dataset, killed, steps=10_000)
+    _wait_for_checkpoint(proc, killed, min_step=2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stopped_at, _ = _checkpoint_arrays(killed)
+    stopped_at = stopped_at["step"]
+    assert stopped_at >= 2 and stopped_at % 2 == 0
+    total = stopped_at + 2
+
+    resumed = train(dataset, killed, steps=total, checkpoint_every=2, eval_every=2, resume=True,
+                    **TINY)
+    assert resumed.step == total
+    steps_logged = [int(r["step"]) for r in _read_csv(killed / "metrics.csv")]
+    assert steps_logged == list(range(2, total + 1, 2))  # continued, nothing redone or lost
+
+    reference = tmp_path / "reference"
+    train(dataset, reference, steps=total, checkpoint_every=2, eval_every=2, **TINY)
+    state_a, arrays_a = _checkpoint_arrays(reference)
+    state_b, arrays_b = _checkpoint_arrays(killed)
+    assert state_a["step"] == state_b["step"] == total
+    assert arrays_a.keys() == arrays_b.keys()
+    for key in arrays_a:  # model weights, BN statistics, Adam moments, iteration count
+        np.testing.assert_allclose(arrays_a[key], arrays_b[key], rtol=1e-5, atol=1e-6,
+                                   err_msg=key)
+    for row_a, row_b in zip(state_a["history"], state_b["history"]):
+        assert row_a["train_loss"] == pytest.approx(row_b["train_loss"], rel=1e-4)
+
+    out = tmp_path / "tiny.h5"
+    metadata = export_model(killed, out, "tiny-test", extra={"note": "test"})
+    assert metadata.width == 0.0625 and metadata.input_repr == "mel128"
+    assert metadata.image_scaling == "symmetric" and metadata.content_type is None
+    assert metadata.extra["training_steps"] == total and metadata.extra["note"] == "test"
+
+    audio_model = openl3lite.load_audio_embedding_model_from_path(out, embedding_size=512)
+    audio = np.sin(2 * np.pi * 440 * np.arange(24000) / 16000)
+    emb, ts = openl3lite.get_audio_embedding(audio, 16000, model=audio_model, verbose=False)
+    assert emb.shape == (len(ts), 512) and np.all(np.isfinite(emb))
+    image_model = openl3lite.load_image_embedding_model_from_path(out, embedding_size=8192)
+    image = np.full((240, 320, 3), 90, np.uint8)
+    image_emb = openl3lite.get_image_embedding(image, model=image_model, verbose=False)
+    assert image_emb.shape == (1, 8192) and np.all(np.isfinite(image_emb))
+
+
+def test_train_on_jax_backend_exports_weights_tensorflow_loads(dataset, tmp_path):
+    """The same training code runs on JAX (the backend of GPU machines); its export loads here."""
+    pytest.importorskip("jax")  # installed by the `test` extra; absent only in a bare install
+    run = tmp_path / "jax_run"
+    out = tmp_path / "jax.h5"
+    code = ("from openl3lite.training.train import train; "
+            "from openl3lite.training.export import export_model; "
+            f"r = train({dataset!r}, {str(run)!r}, steps=3, checkpoint_every=2, eval_every=3, "
+            f"**{TINY!r}); "
+            f"export_model({str(run)!r}, {str(out)!r}, 'tiny-jax'); print('step', r.step)")
+    env = dict(os.environ, PYTHONPATH=str(REPO), KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3",
+               JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "step 3" in proc.stdout
+    state, arrays = _checkpoint_arrays(run)
+    assert state["backend"] == "jax" and state["step"] == 3
+    assert all(np.all(np.isfinite(a)) for a in arrays.values())
+    row = _read_csv(run / "metrics.csv")[-1]
+    assert int(row["step"]) == 3 and np.isfinite(float(row["val_loss"]))
+
+    audio_model = openl3lite.load_audio_embedding_model_from_path(out, embedding_size=512)
+    assert audio_model.metadata.extra["backend"] == "jax"
+    emb, ts = openl3lite.get_audio_embedding(np.sin(np.arange(20000) / 5.0), 16000,
+                                             model=audio_model, verbose=False)
+    assert emb.shape == (len(ts), 512) and np.all(np.isfinite(emb))
