@@ -19,6 +19,10 @@ from .errors import OpenL3liteError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+#: CSV columns read as a clip's group (first one present wins).
+GROUP_COLUMNS = ("group", "speaker")
+#: Split names accepted for ``test`` (the AV digits corpus calls its held-out split ``heldout``).
+SPLIT_ALIASES = {"heldout": "test"}
 
 
 @dataclass
@@ -48,7 +52,9 @@ def load_clip_set(source, suffixes):
     ----------
     source : str
         A folder ``ROOT/<label>/<file>`` or a CSV with columns ``path,label`` and optionally
-        ``group`` and ``split`` (relative paths are resolved against the CSV's folder).
+        ``group`` (or ``speaker``) and ``split`` (``train`` / ``test``; ``heldout`` means
+        ``test``). Relative paths are resolved against the CSV's folder; rows whose file does
+        not end with one of ``suffixes`` are left out, so one CSV can list audio and images.
     suffixes : tuple of str
         File suffixes to keep from a folder.
 
@@ -76,13 +82,18 @@ def load_clip_set(source, suffixes):
         rows = list(csv.DictReader(f))
     if not rows or not {"path", "label"} <= set(rows[0]):
         raise OpenL3liteError(f"{source}: CSV needs a header with at least 'path' and 'label'")
+    rows = [r for r in rows if r["path"].lower().endswith(suffixes)]
+    if not rows:
+        raise OpenL3liteError(f"{source}: no rows with a {'/'.join(suffixes)} file")
     base = os.path.dirname(os.path.abspath(source))
     paths = [r["path"] if os.path.isabs(r["path"]) else os.path.join(base, r["path"])
              for r in rows]
-    groups = [r["group"] for r in rows] if "group" in rows[0] else None
-    splits = [r["split"] for r in rows] if "split" in rows[0] else None
+    group_column = next((c for c in GROUP_COLUMNS if c in rows[0]), None)
+    groups = [r[group_column] for r in rows] if group_column else None
+    splits = [SPLIT_ALIASES.get(r["split"], r["split"]) for r in rows] \
+        if "split" in rows[0] else None
     if splits and set(splits) - {"train", "test"}:
-        raise OpenL3liteError(f"{source}: split must be 'train' or 'test'")
+        raise OpenL3liteError(f"{source}: split must be 'train' or 'test' (or 'heldout')")
     return ClipSet(paths, [r["label"] for r in rows], groups, splits)
 
 

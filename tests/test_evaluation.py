@@ -1,0 +1,90 @@
+"""Linear-probe evaluation on real FSDD clips, loaders and report files."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import FSDD, require
+from openl3lite import evaluation
+from openl3lite.errors import OpenL3liteError
+
+
+@pytest.fixture(scope="module")
+def small_fsdd():
+    """Digits 0 and 1 of three speakers: 20 clips per digit per speaker."""
+    clips = evaluation.fsdd_clip_set(str(require(FSDD)))
+    keep = [i for i, (path, label, group) in enumerate(zip(clips.paths, clips.labels,
+                                                           clips.groups))
+            if label in ("0", "1") and group in ("george", "jackson", "theo")
+            and int(os.path.basename(path).split("_")[2][:-4]) < 20]
+    return evaluation.ClipSet([clips.paths[i] for i in keep], [clips.labels[i] for i in keep],
+                              [clips.groups[i] for i in keep])
+
+
+def test_fsdd_clip_set_has_speakers():
+    clips = evaluation.fsdd_clip_set(str(require(FSDD)))
+    assert len(clips.paths) == 3000 and set(clips.labels) == set("0123456789")
+    assert set(clips.groups) == {"george", "jackson", "lucas", "nicolas", "theo", "yweweler"}
+
+
+def test_logmel_probe_beats_chance_on_unseen_speaker(small_fsdd, tmp_path):
+    features = {"log-mel statistics": evaluation.logmel_features(small_fsdd.paths,
+                                                                 progress=False)}
+    report = evaluation.evaluate(small_fsdd, features, ["george", "jackson"], ["theo"])
+    result = report["results"]["log-mel statistics"]
+    assert report["n_test"] == 40 and report["n_train"] == 80
+    assert result.accuracy > 0.7  # 0 vs 1 by an unseen speaker; chance is 0.5
+    written = evaluation.write_report(report, tmp_path)
+    assert (tmp_path / "report.md").read_text().startswith("linear probe")
+    png = [p for p in written if p.endswith(".png")][0]
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_network_features_and_kfold(small_fsdd):
+    from openl3lite.models import random_audio_model
+
+    model = random_audio_model("mel128", 512, width=0.0625, seed=0)
+    subset = evaluation.ClipSet(small_fsdd.paths[::4], small_fsdd.labels[::4],
+                                small_fsdd.groups[::4])
+    x = evaluation.audio_clip_features(subset.paths, model, progress=False)
+    assert x.shape == (len(subset.paths), 1024) and np.all(np.isfinite(x))
+    report = evaluation.evaluate(subset, {"random": x}, kfold=3)
+    assert len(report["results"]["random"].fold_accuracies) == 3
+
+
+def test_clip_set_loaders(tmp_path):
+    for label in ("cat", "dog"):
+        (tmp_path / "tree" / label).mkdir(parents=True)
+        (tmp_path / "tree" / label / f"{label}1.wav").write_bytes(b"")
+    clips = evaluation.load_clip_set(str(tmp_path / "tree"), (".wav",))
+    assert clips.labels == ["cat", "dog"]
+    (tmp_path / "labels.csv").write_text("path,label,group\na.wav,x,g1\n/abs/b.wav,y,g2\n")
+    clips = evaluation.load_clip_set(str(tmp_path / "labels.csv"), (".wav",))
+    assert clips.paths == [str(tmp_path / "a.wav"), "/abs/b.wav"] and clips.groups == ["g1", "g2"]
+    # The AV digits export: audio and images in one CSV, speaker as group, "heldout" split.
+    (tmp_path / "clips.csv").write_text(
+        "path,kind,split,label,speaker\ntrain/3/a.wav,audio,train,3,george\n"
+        "heldout/3/b.wav,audio,heldout,3,theo\ntrain-images/3/c.png,image,train,3,\n")
+    clips = evaluation.load_clip_set(str(tmp_path / "clips.csv"), evaluation.AUDIO_SUFFIXES)
+    assert clips.paths == [str(tmp_path / "train/3/a.wav"), str(tmp_path / "heldout/3/b.wav")]
+    assert clips.splits == ["train", "test"] and clips.groups == ["george", "theo"]
+    images = evaluation.load_clip_set(str(tmp_path / "clips.csv"), evaluation.IMAGE_SUFFIXES)
+    assert images.paths == [str(tmp_path / "train-images/3/c.png")] and images.splits == ["train"]
+    (tmp_path / "odd.csv").write_text("path,label,split\na.wav,x,validation\n")
+    with pytest.raises(OpenL3liteError, match="split"):
+        evaluation.load_clip_set(str(tmp_path / "odd.csv"), (".wav",))
+    (tmp_path / "bad.csv").write_text("file,class\na.wav,x\n")
+    with pytest.raises(OpenL3liteError, match="path"):
+        evaluation.load_clip_set(str(tmp_path / "bad.csv"), (".wav",))
+
+
+def test_embedding_map_plot(tmp_path):
+    from openl3lite.plots import plot_embedding_maps
+
+    rng = np.random.default_rng(0)
+    labels = ["a"] * 20 + ["b"] * 20
+    features = {"trained": np.r_[rng.normal(0, 1, (20, 8)), rng.normal(4, 1, (20, 8))],
+                "random": rng.normal(0, 1, (40, 8))}
+    plot_embedding_maps(features, labels, str(tmp_path / "map.png"))
+    assert (tmp_path / "map.png").stat().st_size > 1000
