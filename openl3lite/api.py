@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from . import audio as audio_io
-from . import framing, image as image_io
+from . import fast, framing, image as image_io
 from .batching import batched, keras_predict, run_batches
 from .errors import OpenL3liteError, warn
 from .frontend import FRONTENDS, INPUT_REPRS, librosa_spectrogram
@@ -37,7 +37,7 @@ def _check_positive_int(name, value):
 
 
 def _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
-                         frontend, center, resampler):
+                         frontend, center, resampler, mode="exact"):
     if input_repr is not None:
         check_choice("input_repr", input_repr, INPUT_REPRS)
     check_choice("content_type", content_type, CONTENT_TYPES)
@@ -49,6 +49,7 @@ def _check_audio_options(input_repr, content_type, embedding_size, hop_size, bat
     _check_positive_int("batch_size", batch_size)
     check_choice("frontend", frontend, FRONTENDS)
     check_choice("resampler", resampler, audio_io.RESAMPLERS)
+    fast.check_mode(mode)
     if not isinstance(center, (bool, np.bool_)):
         raise OpenL3liteError(f"invalid center {center!r}: must be True or False")
 
@@ -101,7 +102,7 @@ def _audio_predict(model):
 
 
 def embed_audio_stream(blocks, n_frames, sr, model, center, hop_size, batch_size,
-                       resampler="kaiser_best", verbose=False, desc="audio"):
+                       resampler="kaiser_best", verbose=False, desc="audio", mode="exact"):
     """Embed a mono signal given as a stream of blocks at ``sr``.
 
     Parameters
@@ -122,6 +123,10 @@ def embed_audio_stream(blocks, n_frames, sr, model, center, hop_size, batch_size
         Show a progress bar over windows.
     desc : str
         Progress bar label.
+    mode : str
+        ``exact`` (every window through the network) or ``fast`` (approximate, shares the
+        work of overlapping windows where that saves at least half the work, exact otherwise;
+        see :mod:`openl3lite.fast`).
 
     Returns
     -------
@@ -131,9 +136,16 @@ def embed_audio_stream(blocks, n_frames, sr, model, center, hop_size, batch_size
     n_samples = audio_io.resampled_length(n_frames, sr)
     n_windows = framing.count_windows(n_samples, hop_size, center)
     resampled = audio_io.iter_resampled(blocks, sr, n_frames, method=resampler)
-    batches = framing.iter_window_batches(resampled, n_samples, hop_size, center, batch_size)
+    if mode == "fast":
+        trunk = fast.audio_trunk(model)  # fails early for a bare Keras model
+        mode = "fast" if fast.pays_off(n_samples, hop_size, center, model.input_repr) else "exact"
     progress = _progress(n_windows, verbose, desc)
     try:
+        if mode == "fast":
+            return fast.embed_fast(resampled, n_samples, model, center, hop_size,
+                                   keras_predict(trunk), progress)
+        batches = framing.iter_window_batches(resampled, n_samples, hop_size, center,
+                                              batch_size)
         embedding = run_batches(_audio_predict(model), batches, n_windows, progress)
     finally:
         if progress is not None:
@@ -148,7 +160,7 @@ def _array_blocks(mono):
 
 def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="music",
                         embedding_size=6144, center=True, hop_size=0.1, batch_size=32,
-                        frontend="kapre", verbose=True, resampler="kaiser_best"):
+                        frontend="kapre", verbose=True, resampler="kaiser_best", mode="exact"):
     """Compute L3 embeddings of audio, one per 1-second window.
 
     Parameters
@@ -177,6 +189,13 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="mu
         Show a progress bar.
     resampler : str
         ``kaiser_best`` (OpenL3-exact, default), ``soxr_hq`` or ``soxr_vhq`` (faster).
+    mode : str
+        ``exact`` (default: every window through the network, OpenL3's results) or ``fast``
+        (approximate: the spectrogram and the convolutional trunk are computed once over long
+        spans and each window's region is pooled; several times faster at short hops. Signals
+        where that would not save at least half the work, e.g. hops of about 0.5 s and more
+        or clips of a few windows, are computed exactly. See docs/performance.md for its
+        agreement with exact mode).
 
     Returns
     -------
@@ -185,7 +204,7 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="mu
         Window centres (``center=True``) or starts, in seconds.
     """
     _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
-                         frontend, center, resampler)
+                         frontend, center, resampler, mode)
     is_list = isinstance(audio, (list, tuple))
     signals = list(audio) if is_list else [audio]
     if is_list and not signals:
@@ -203,7 +222,7 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="mu
     for i, (mono, rate) in enumerate(checked):
         _warn_audio_content(not np.any(mono), len(mono), rate, f"audio[{i}]" if is_list else "audio")
         emb, ts = embed_audio_stream(_array_blocks(mono), len(mono), rate, model, center,
-                                     hop_size, batch_size, resampler, verbose)
+                                     hop_size, batch_size, resampler, verbose, mode=mode)
         embeddings.append(emb)
         timestamps.append(ts)
     if is_list:
@@ -212,7 +231,7 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="mu
 
 
 def embed_audio_file(filepath, model, center=True, hop_size=0.1, batch_size=32,
-                     resampler="kaiser_best", verbose=False):
+                     resampler="kaiser_best", verbose=False, mode="exact"):
     """Embed an audio file, streaming it from disk in blocks.
 
     Parameters
@@ -251,7 +270,7 @@ def embed_audio_file(filepath, model, center=True, hop_size=0.1, batch_size=32,
              "Audio will be padded.")
     result = embed_audio_stream(checked_blocks(), info.n_frames, info.sr, model, center,
                                 hop_size, batch_size, resampler, verbose,
-                                desc=os.path.basename(path))
+                                desc=os.path.basename(path), mode=mode)
     if all_zero[0]:
         warn(f"{path}: provided audio is all zeros")
     return result
@@ -260,7 +279,7 @@ def embed_audio_file(filepath, model, center=True, hop_size=0.1, batch_size=32,
 def process_audio_file(filepath, output_dir=None, suffix=None, model=None, input_repr=None,
                        content_type="music", embedding_size=6144, center=True, hop_size=0.1,
                        batch_size=32, overwrite=False, frontend="kapre", verbose=True,
-                       resampler="kaiser_best"):
+                       resampler="kaiser_best", mode="exact"):
     """Embed audio file(s) and save ``<basename><suffix>.npz`` with ``embedding`` and
     ``timestamps``.
 
@@ -282,7 +301,7 @@ def process_audio_file(filepath, output_dir=None, suffix=None, model=None, input
         Output path(s).
     """
     _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
-                         frontend, center, resampler)
+                         frontend, center, resampler, mode)
     paths = list(filepath) if isinstance(filepath, (list, tuple)) else [filepath]
     model = as_audio_model(model, input_repr, embedding_size, frontend)
     outputs = []
@@ -294,7 +313,7 @@ def process_audio_file(filepath, output_dir=None, suffix=None, model=None, input
                 print(f"{out} exists; skipping (use overwrite=True to replace it)")
             continue
         embedding, timestamps = embed_audio_file(path, model, center, hop_size, batch_size,
-                                                 resampler, verbose)
+                                                 resampler, verbose, mode)
         write_npz_atomic(out, embedding=embedding, timestamps=timestamps)
     return outputs if isinstance(filepath, (list, tuple)) else outputs[0]
 
@@ -419,7 +438,7 @@ def process_image_file(filepath, output_dir=None, suffix=None, model=None, input
 # ---------------------------------------------------------------- video
 
 def embed_video_file(filepath, audio_model, image_model, center=True, hop_size=0.1,
-                     audio_batch_size=32, image_batch_size=32, verbose=False):
+                     audio_batch_size=32, image_batch_size=32, verbose=False, audio_mode="exact"):
     """Embed a video's audio track and frames.
 
     Returns
@@ -436,7 +455,8 @@ def embed_video_file(filepath, audio_model, image_model, center=True, hop_size=0
     _warn_audio_content(not np.any(mono), len(mono), audio_io.TARGET_SR, path)
     audio_emb, audio_ts = embed_audio_stream(_array_blocks(mono), len(mono), audio_io.TARGET_SR,
                                              audio_model, center, hop_size, audio_batch_size,
-                                             verbose=verbose, desc=os.path.basename(path))
+                                             verbose=verbose, desc=os.path.basename(path),
+                                             mode=audio_mode)
     if image_model.image_scaling == "openl3":  # OpenL3 stretches frames to 256x256
         frames, fps = video.read_video_frames(path, size=(256, 256))
         timestamps = np.arange(len(frames)) / int(fps)
@@ -455,9 +475,16 @@ def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
                        image_model=None, input_repr=None, content_type="music",
                        audio_embedding_size=6144, audio_center=True, audio_hop_size=0.1,
                        image_embedding_size=8192, audio_batch_size=32, image_batch_size=32,
-                       audio_frontend="kapre", overwrite=False, verbose=True):
+                       audio_frontend="kapre", overwrite=False, verbose=True,
+                       audio_mode="exact"):
     """Embed video file(s): saves ``<basename>_audio<suffix>.npz`` and
     ``<basename>_image<suffix>.npz``, each with ``embedding`` and ``timestamps``.
+
+    Parameters
+    ----------
+    audio_mode : str
+        ``exact`` (default) or ``fast`` (approximate; see :func:`get_audio_embedding`).
+    Other parameters as :func:`process_audio_file` and :func:`process_image_file`.
 
     Returns
     -------
@@ -465,7 +492,8 @@ def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
         (audio output, image output) per file.
     """
     _check_audio_options(input_repr, content_type, audio_embedding_size, audio_hop_size,
-                         audio_batch_size, audio_frontend, audio_center, "kaiser_best")
+                         audio_batch_size, audio_frontend, audio_center, "kaiser_best",
+                         audio_mode)
     _check_positive_int("image_batch_size", image_batch_size)
     paths = list(filepath) if isinstance(filepath, (list, tuple)) else [filepath]
     audio_model = as_audio_model(audio_model, input_repr, audio_embedding_size, audio_frontend)
@@ -480,7 +508,7 @@ def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
                 print(f"{audio_out} and {image_out} exist; skipping")
             continue
         result = embed_video_file(path, audio_model, image_model, audio_center, audio_hop_size,
-                                  audio_batch_size, image_batch_size, verbose)
+                                  audio_batch_size, image_batch_size, verbose, audio_mode)
         write_npz_atomic(audio_out, embedding=result["audio_embedding"],
                          timestamps=result["audio_timestamps"])
         write_npz_atomic(image_out, embedding=result["image_embedding"],

@@ -1,0 +1,171 @@
+"""Audio embedding speed: end to end through get_audio_embedding, per stage, and the network alone.
+
+For each network width and hop, embeds a 44.1 kHz chirp-plus-noise signal (OpenL3's speed-baseline
+input) read from a WAV file, and reports windows/s, seconds of audio per second, each stage's
+share of the serial work (reading, resampling, frontend, network), the network alone on random
+spectrogram batches (the achievable limit for this backend) and the ratio end-to-end /
+network-alone. Every figure is the median of ``--repeats`` runs after a warm-up.
+
+    python benchmarks/audio_speed.py                       # 60 s, hops 0.1 and 1.0, widths 1 and 0.25
+    python benchmarks/audio_speed.py --seconds 10 --repeats 2 --widths 0.25
+
+Width 1 uses the OpenL3-layout fixture weights when ../shared is present (speed does not depend
+on weight values); other widths are random reduced-width networks.
+"""
+
+import argparse
+import os
+import tempfile
+
+import numpy as np
+import soundfile as sf
+
+from _common import audio_model, chirp_signal, machine_line, median_time, print_table
+
+SR = 44100
+
+
+def batch_sizes(n_windows, batch_size):
+    """Sizes of the batches ``n_windows`` windows are cut into."""
+    return [batch_size] * (n_windows // batch_size) + ([n_windows % batch_size]
+                                                        if n_windows % batch_size else [])
+
+
+def spectrogram_network(model, jit_compile=False):
+    """The embedding network without its frontend: (b, F, T, 1) spectrograms -> embeddings."""
+    from openl3lite import network
+
+    keras_model = network.build_audio_embedding_model(
+        model.input_repr, model.embedding_size, frontend="librosa", trunk=model.trunk)
+    if jit_compile:
+        keras_model.compile(jit_compile=True)
+    return keras_model
+
+
+def frontend_model(input_repr):
+    """The in-graph spectrogram layer alone: (b, 48000) -> (b, F, T, 1)."""
+    import keras
+
+    from openl3lite.frontend import Spectrogram
+
+    inputs = keras.Input((48000,))
+    return keras.Model(inputs, Spectrogram(input_repr)(inputs))
+
+
+def stage_times(path, model, hop, batch_size, resampler, repeats):
+    """Median seconds of each stage run alone on the whole file.
+
+    Returns
+    -------
+    dict
+        ``read``, ``resample``, ``frontend``: seconds.
+    """
+    from openl3lite import audio, framing
+
+    samples, sr = sf.read(path)
+    blocks = lambda: (samples[i : i + audio.DEFAULT_BLOCK_FRAMES]  # noqa: E731
+                      for i in range(0, len(samples), audio.DEFAULT_BLOCK_FRAMES))
+    n_out = audio.resampled_length(len(samples), sr)
+    resampled = np.concatenate(list(audio.iter_resampled(blocks(), sr, len(samples),
+                                                         method=resampler)))
+    windows = list(framing.iter_window_batches([resampled], n_out, hop, True, batch_size))
+    spec = frontend_model(model.input_repr)
+    spec.predict_on_batch(windows[0].astype(np.float32))
+    return {
+        "read": median_time(lambda: sf.read(path), repeats),
+        "resample": median_time(lambda: sum(len(b) for b in audio.iter_resampled(
+            blocks(), sr, len(samples), method=resampler)), repeats),
+        "frontend": median_time(lambda: [spec.predict_on_batch(w.astype(np.float32))
+                                         for w in windows], repeats, warmup=False),
+    }
+
+
+def network_alone_time(model, n_windows, batch_size, repeats, jit_compile=False):
+    """Median seconds of the network (no frontend) on random spectrogram batches."""
+    from openl3lite.frontend import spectrogram_shape
+
+    net = spectrogram_network(model, jit_compile)
+    rng = np.random.default_rng(0)
+    shape = spectrogram_shape(model.input_repr)
+    batches = [rng.uniform(-80, 0, (b,) + shape).astype(np.float32)
+               for b in batch_sizes(n_windows, batch_size)]
+    for b in {len(x): x for x in batches}.values():  # trace each batch shape once
+        net.predict_on_batch(b)
+    return median_time(lambda: [net.predict_on_batch(b) for b in batches], repeats,
+                       warmup=False)
+
+
+def end_to_end_time(path, model, hop, batch_size, resampler, mode, repeats):
+    """Median seconds of reading the file and embedding it with get_audio_embedding."""
+    import openl3lite
+
+    def run():
+        samples, sr = sf.read(path)
+        return openl3lite.get_audio_embedding(samples, sr, model=model, hop_size=hop,
+                                              batch_size=batch_size, verbose=False,
+                                              resampler=resampler, mode=mode)
+
+    short, sr = sf.read(path, frames=3 * SR)  # warm-up: traces the model, JITs resampy
+    openl3lite.get_audio_embedding(short, sr, model=model, hop_size=hop, batch_size=batch_size,
+                                   verbose=False, resampler=resampler, mode=mode)
+    return median_time(run, repeats, warmup=False)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="Signal length.")
+    parser.add_argument("--hops", type=float, nargs="+", default=[0.1, 1.0])
+    parser.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.25])
+    parser.add_argument("--modes", nargs="+", default=["exact", "fast"],
+                        choices=["exact", "fast"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--input-repr", default="mel256")
+    parser.add_argument("--resampler", default="kaiser_best")
+    parser.add_argument("--jit", action="store_true",
+                        help="Also time the network alone compiled with XLA (jit_compile=True).")
+    args = parser.parse_args()
+
+    from openl3lite import audio, framing
+
+    print(machine_line())
+    workdir = tempfile.mkdtemp(prefix="l3-bench-audio-")
+    path = os.path.join(workdir, "chirp.wav")
+    sf.write(path, chirp_signal(args.seconds, SR), SR, subtype="FLOAT")
+    n_samples = audio.resampled_length(int(args.seconds * SR), SR)
+    rows, stage_rows = [], []
+    for width in args.widths:
+        model = audio_model(width, args.input_repr)
+        for hop in args.hops:
+            n = framing.count_windows(n_samples, hop)
+            net = network_alone_time(model, n, args.batch_size, args.repeats)
+            if args.jit:
+                net_jit = network_alone_time(model, n, args.batch_size, args.repeats, True)
+                rows.append([width, hop, "network alone, XLA", n, n / net_jit, "", "",
+                             net / net_jit])
+            rows.append([width, hop, "network alone", n, n / net, "", "", 1.0])
+            exact = None
+            for mode in args.modes:
+                total = end_to_end_time(path, model, hop, args.batch_size, args.resampler,
+                                        mode, args.repeats)
+                exact = total if mode == "exact" else exact
+                rows.append([width, hop, f"end to end, {mode}", n, n / total,
+                             args.seconds / total,
+                             "" if exact is None else exact / total, net / total])
+            stages = stage_times(path, model, hop, args.batch_size, args.resampler,
+                                 args.repeats)
+            stages["network"] = net
+            serial = sum(stages.values())
+            stage_rows.append([width, hop] + [f"{100 * stages[k] / serial:.1f}%"
+                                              for k in ("read", "resample", "frontend",
+                                                        "network")])
+    title = (f"audio: {args.seconds:g} s at 44.1 kHz, {args.input_repr}, 6144-D, batch "
+             f"{args.batch_size}, resampler {args.resampler}; median of {args.repeats} runs")
+    print_table(title, ["width", "hop (s)", "path", "windows", "windows/s", "audio s/s",
+                        "speed-up vs exact", "ratio to network alone"], rows)
+    print_table("share of serial time per stage (each stage timed alone, exact mode)",
+                ["width", "hop (s)", "reading", "resampling", "frontend", "network"], stage_rows)
+
+
+if __name__ == "__main__":
+    main()
