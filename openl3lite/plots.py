@@ -105,3 +105,111 @@ def plot_embedding_maps(features_by_model, labels, path, method="tsne", seed=0):
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1, 0.5), fontsize=8, markerscale=2)
     fig.tight_layout()
     _save(fig, path)
+
+
+# ---------------------------------------------------------------- localisation figures
+
+def normalise_map(score_map):
+    """Scale a map to [0, 1] by its own minimum and maximum (all zeros if it is constant).
+
+    Parameters
+    ----------
+    score_map : np.ndarray, float
+
+    Returns
+    -------
+    np.ndarray, float32, same shape
+    """
+    score_map = np.asarray(score_map, np.float64)
+    low, high = score_map.min(), score_map.max()
+    if not high > low:
+        return np.zeros(score_map.shape, np.float32)
+    return ((score_map - low) / (high - low)).astype(np.float32)
+
+
+def heatmap_overlay(frame, heatmap, alpha=0.5, cmap="jet"):
+    """Blend a colour-mapped heatmap over a frame.
+
+    Parameters
+    ----------
+    frame : np.ndarray, uint8, shape (H, W, 3)
+    heatmap : np.ndarray, float, shape (H, W)
+        Any range: it is scaled by its own minimum and maximum (:func:`normalise_map`).
+    alpha : float
+        Weight of the heatmap, in [0, 1].
+    cmap : str
+        A matplotlib colour map.
+
+    Returns
+    -------
+    np.ndarray, uint8, shape (H, W, 3)
+    """
+    from matplotlib import colormaps
+
+    frame = np.asarray(frame)
+    if heatmap.shape != frame.shape[:2]:
+        raise ValueError(f"heatmap {heatmap.shape} does not match frame {frame.shape[:2]}")
+    colours = colormaps[cmap](normalise_map(heatmap))[..., :3] * 255.0
+    blended = (1.0 - alpha) * frame.astype(np.float64) + alpha * colours
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def plot_image_localization(frame, heatmap, path, peak=None, title="", box=None):
+    """Draw a frame with its correspondence heatmap overlaid (and the map's peak) to a PNG.
+
+    Parameters
+    ----------
+    frame : np.ndarray, uint8, shape (H, W, 3)
+    heatmap : np.ndarray, float, shape (H, W)
+        E.g. :meth:`openl3lite.localize.VideoLocalization.image_map`.
+    path : str
+    peak : (float, float), optional
+        (x, y) in pixels, marked with a cross.
+    title : str
+    box : sequence of 4 numbers, optional
+        ``[x0, y0, x1, y1]`` (end-exclusive pixels) outlined in white, e.g. the object the sound
+        comes from.
+    """
+    plt = _pyplot()
+    height, width = frame.shape[:2]
+    fig, ax = plt.subplots(figsize=(4.2 * width / max(height, width) + 0.6,
+                                    4.2 * height / max(height, width) + 0.5))
+    ax.imshow(heatmap_overlay(frame, heatmap))
+    if box is not None:
+        x0, y0, x1, y1 = box
+        ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
+                                   edgecolor="white", linewidth=1.5))
+    if peak is not None:
+        ax.plot([peak[0]], [peak[1]], "w+", markersize=14, markeredgewidth=2)
+    ax.set(title=title, xticks=[], yticks=[])
+    ax.title.set_fontsize(9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_audio_localization(spectrogram, heatmap, path, time_range=(0.0, 1.0), title=""):
+    """Draw a spectrogram and which of its time-frequency regions correspond to the picture.
+
+    Parameters
+    ----------
+    spectrogram : np.ndarray, float, shape (n_freq, n_time)
+        dB values (frequency bins upwards).
+    heatmap : np.ndarray, float, shape (n_freq, n_time)
+        Correspondence map at the spectrogram's resolution.
+    path : str
+    time_range : (float, float)
+        Seconds the window spans.
+    title : str
+    """
+    plt = _pyplot()
+    extent = (time_range[0], time_range[1], 0, spectrogram.shape[0])
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), sharey=True)
+    axes[0].imshow(spectrogram, origin="lower", aspect="auto", cmap="magma", extent=extent)
+    axes[0].set(title="spectrogram (dB)", xlabel="time (s)", ylabel="frequency bin")
+    shown = axes[1].imshow(heatmap, origin="lower", aspect="auto", cmap="jet", extent=extent)
+    axes[1].set(title="p(corresponds) per position", xlabel="time (s)")
+    fig.colorbar(shown, ax=axes[1], fraction=0.05)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
