@@ -564,6 +564,44 @@ def _features(evaluation, clips, model, modality, hop_size, quiet):
     return evaluation.image_clip_features(clips.paths, model, progress=not quiet)
 
 
+@main.command("evaluate-avc")
+@click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--pairs", type=int, default=2048, show_default=True,
+              help="Frame/clip pairs to score (half of them corresponding).")
+@click.option("--batch-size", "-b", type=int, default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the pairs: the same seed scores the same pairs.")
+@click.option("--random-baseline/--no-random-baseline", default=True, show_default=True,
+              help="Also score the same network with random weights.")
+@click.option("--quiet", "-q", is_flag=True)
+def evaluate_avc(model_path, dataset_dir, pairs, batch_size, seed, random_baseline, quiet):
+    """Audio-visual correspondence accuracy of MODEL_PATH (a file from `l3embed export`) on
+    pairs sampled from DATASET_DIR (from `l3embed prepare`, e.g. videos never used in
+    training)."""
+    from . import evaluation
+    from .errors import OpenL3liteError
+    from .localize import load_avc_model, random_avc_model
+
+    try:
+        trained = load_avc_model(model_path)
+        models = {trained.metadata.name: trained}
+        if random_baseline:
+            meta = trained.metadata
+            models[f"random weights (width {meta.width:g})"] = random_avc_model(
+                meta.input_repr, meta.width)
+        for name, model in models.items():
+            result = evaluation.avc_accuracy(model.keras_model, dataset_dir, pairs, batch_size,
+                                             seed, progress=not quiet)
+            click.echo(f"{name}: AVC accuracy {result['accuracy']:.4f} "
+                       f"(+/- {result['stderr']:.4f}) on {result['n_pairs']} pairs; "
+                       f"corresponding {result['positive_accuracy']:.4f}, "
+                       f"not corresponding {result['negative_accuracy']:.4f}; "
+                       f"loss {result['loss']:.4f}")
+    except OpenL3liteError as exc:
+        _fail_setup(exc)
+
+
 @main.command()
 @click.argument("videos", nargs=-1, required=True)
 @click.option("--output-dir", "-o", required=True, type=click.Path(file_okay=False),

@@ -351,3 +351,57 @@ def write_report(report, out_dir):
                               f"{name}: accuracy {result.accuracy:.3f}")
         written.append(path)
     return written
+
+
+# ---------------------------------------------------------------- AVC accuracy
+
+def avc_accuracy(avc_model, dataset_dir, n_pairs=2048, batch_size=64, seed=0, progress=True):
+    """Audio-visual correspondence accuracy of an AVC model on fresh pairs of a dataset.
+
+    Pairs are sampled as in training (half corresponding: a frame and an overlapping 1-second
+    clip of the same video; half not: frame and clip of two different videos), without
+    augmentation (centre crop, no gain jitter), reproducibly from ``seed``.
+
+    Parameters
+    ----------
+    avc_model : keras.Model
+        :func:`openl3lite.network.build_avc_model` layout: ``{"audio": (B, 48000),
+        "image": (B, 224, 224, 3)}`` -> (B, 2) probabilities (index 1 = corresponds).
+    dataset_dir : str
+        A prepared dataset (``l3embed prepare``), e.g. of videos never seen in training.
+    n_pairs : int
+        Pairs to score (rounded up to whole batches).
+    batch_size : int
+        Pairs per batch (even).
+    seed : int
+    progress : bool
+
+    Returns
+    -------
+    dict
+        ``accuracy`` (share of pairs classified correctly), ``loss`` (mean cross-entropy,
+        nats), ``n_pairs``, ``stderr`` (binomial standard error of the accuracy),
+        ``positive_accuracy`` and ``negative_accuracy``.
+    """
+    from tqdm.auto import tqdm
+
+    from .training.sampling import PairSampler
+
+    if not isinstance(n_pairs, (int, np.integer)) or n_pairs < 1:
+        raise OpenL3liteError(f"invalid n_pairs {n_pairs!r}: must be a positive integer")
+    sampler = PairSampler(os.fspath(dataset_dir), batch_size=batch_size, seed=seed,
+                          augment=False)
+    n_batches = -(-n_pairs // batch_size)
+    correct, nll, labels_all = [], [], []
+    for k in tqdm(range(n_batches), disable=not progress, unit="batch", desc="AVC pairs"):
+        inputs, labels = sampler.sample_batch(k)
+        probs = np.asarray(avc_model.predict_on_batch(inputs), dtype=np.float64)
+        correct.append(np.argmax(probs, axis=1) == labels)
+        nll.append(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)))
+        labels_all.append(labels)
+    correct, nll, labels = map(np.concatenate, (correct, nll, labels_all))
+    accuracy = float(correct.mean())
+    return {"accuracy": accuracy, "loss": float(nll.mean()), "n_pairs": int(len(correct)),
+            "stderr": float(np.sqrt(accuracy * (1 - accuracy) / len(correct))),
+            "positive_accuracy": float(correct[labels == 1].mean()),
+            "negative_accuracy": float(correct[labels == 0].mean())}

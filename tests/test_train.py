@@ -87,6 +87,26 @@ def test_train_logs_and_refusals(dataset, tmp_path):
     assert state["step"] == 4 and len(state["history"]) == 2
     assert [f for f in os.listdir(run / "checkpoint")] == ["state.json", "step-00000004.npz"]
 
+    # Held-out AVC accuracy of the exported model: reproducible, on the pairs asked for.
+    from click.testing import CliRunner
+
+    from openl3lite.cli import main
+    from openl3lite.training.export import export_model
+
+    export_model(run, tmp_path / "run.h5", "tiny-logs")
+    args = ["evaluate-avc", str(tmp_path / "run.h5"), dataset, "--pairs", "10", "-b", "4", "-q"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    lines = first.output.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("tiny-logs: AVC accuracy")
+    assert "random weights (width 0.0625)" in lines[1] and "on 12 pairs" in lines[0]
+    accuracy = float(lines[0].split("AVC accuracy ")[1].split()[0])
+    assert 0.0 <= accuracy <= 1.0
+    assert CliRunner().invoke(main, args).output == first.output
+    missing = CliRunner().invoke(main, ["evaluate-avc", str(tmp_path / "run.h5"),
+                                        str(tmp_path)])
+    assert missing.exit_code == 2 and "error:" in missing.output
+
     with pytest.raises(OpenL3liteError, match="not empty"):
         train(dataset, run, steps=4, **TINY)
     with pytest.raises(OpenL3liteError, match="width"):
@@ -198,3 +218,27 @@ def test_train_on_jax_backend_exports_weights_tensorflow_loads(dataset, tmp_path
     emb, ts = openl3lite.get_audio_embedding(np.sin(np.arange(20000) / 5.0), 16000,
                                              model=audio_model, verbose=False)
     assert emb.shape == (len(ts), 512) and np.all(np.isfinite(emb))
+
+
+def test_data_parallel_over_two_devices_on_jax(dataset, tmp_path):
+    """Several local devices: batches are sharded with keras.distribution.DataParallel.
+
+    CI has no accelerators, so JAX is given two virtual CPU devices and the trainer is told to
+    treat them as accelerators; the code path is the one a multi-GPU machine takes.
+    """
+    pytest.importorskip("jax")
+    code = (
+        "import keras; import openl3lite.training.train as t; "
+        "t._accelerators = lambda: keras.distribution.list_devices(); "
+        f"r = t.train({dataset!r}, {str(tmp_path / 'dp')!r}, steps=2, checkpoint_every=2, "
+        f"eval_every=2, **{TINY!r}); "
+        "d = keras.distribution.distribution(); "
+        "print(type(d).__name__, len(d.device_mesh.devices.ravel()), r.step, "
+        "r.metrics['train_loss'])")
+    env = dict(os.environ, PYTHONPATH=str(REPO), KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kind, n_devices, step, loss = proc.stdout.split()[-4:]
+    assert (kind, n_devices, step) == ("DataParallel", "2", "2") and np.isfinite(float(loss))
