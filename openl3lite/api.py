@@ -302,8 +302,37 @@ def process_audio_file(filepath, output_dir=None, suffix=None, model=None, input
     """
     _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
                          frontend, center, resampler, mode)
-    paths = list(filepath) if isinstance(filepath, (list, tuple)) else [filepath]
     model = as_audio_model(model, input_repr, embedding_size, frontend)
+
+    def embed_one(path):
+        embedding, timestamps = embed_audio_file(path, model, center, hop_size, batch_size,
+                                                 resampler, verbose, mode)
+        return {"embedding": embedding, "timestamps": timestamps}
+
+    return _process_files(filepath, output_dir, suffix, overwrite, verbose, embed_one)
+
+
+def _process_files(filepath, output_dir, suffix, overwrite, verbose, embed_one):
+    """The file loop shared by ``process_audio_file`` and ``process_image_file``.
+
+    Parameters
+    ----------
+    filepath : str or list of str
+    output_dir, suffix : str or None
+        As in :func:`openl3lite.output.output_path`.
+    overwrite : bool
+        Replace existing outputs (else skip them, saying so if ``verbose``).
+    verbose : bool
+    embed_one : callable
+        path -> dict of arrays to save (``embedding`` and, where there are any,
+        ``timestamps``).
+
+    Returns
+    -------
+    str or list of str
+        Output path(s): a list if ``filepath`` is a list.
+    """
+    paths = list(filepath) if isinstance(filepath, (list, tuple)) else [filepath]
     outputs = []
     for path in paths:
         out = output_path(path, output_dir, suffix)
@@ -312,9 +341,7 @@ def process_audio_file(filepath, output_dir=None, suffix=None, model=None, input
             if verbose:
                 print(f"{out} exists; skipping (use overwrite=True to replace it)")
             continue
-        embedding, timestamps = embed_audio_file(path, model, center, hop_size, batch_size,
-                                                 resampler, verbose, mode)
-        write_npz_atomic(out, embedding=embedding, timestamps=timestamps)
+        write_npz_atomic(out, **embed_one(path))
     return outputs if isinstance(filepath, (list, tuple)) else outputs[0]
 
 
@@ -419,20 +446,13 @@ def process_image_file(filepath, output_dir=None, suffix=None, model=None, input
         check_choice("input_repr", input_repr, INPUT_REPRS)
     check_choice("content_type", content_type, CONTENT_TYPES)
     _check_positive_int("batch_size", batch_size)
-    paths = list(filepath) if isinstance(filepath, (list, tuple)) else [filepath]
     model = as_image_model(model, embedding_size)
-    outputs = []
-    for path in paths:
-        out = output_path(path, output_dir, suffix)
-        outputs.append(out)
-        if os.path.exists(out) and not overwrite:
-            if verbose:
-                print(f"{out} exists; skipping (use overwrite=True to replace it)")
-            continue
+
+    def embed_one(path):
         batch = image_io.as_image_batch(image_io.read_image(path), os.fspath(path))
-        embedding = embed_images(batch, model, batch_size, False, os.fspath(path))
-        write_npz_atomic(out, embedding=embedding)
-    return outputs if isinstance(filepath, (list, tuple)) else outputs[0]
+        return {"embedding": embed_images(batch, model, batch_size, False, os.fspath(path))}
+
+    return _process_files(filepath, output_dir, suffix, overwrite, verbose, embed_one)
 
 
 # ---------------------------------------------------------------- video
