@@ -429,8 +429,8 @@ def correspondence_maps(model, images, windows, batch_size=8):
 # ---------------------------------------------------------------- videos
 
 @dataclass
-class VideoLocalization:
-    """Correspondence maps for frames of one video.
+class VideoInputs:
+    """Decoded frames of a video with the sound around them.
 
     Attributes
     ----------
@@ -438,18 +438,55 @@ class VideoLocalization:
     times : np.ndarray, float64, shape (n,)
         Seconds at which each frame was taken.
     audio_centres : np.ndarray, float64, shape (n,)
-        Centre of each frame's 1-second audio window, in seconds (the middle of the frame's
-        display interval).
+        Centre of each frame's 1-second audio window: the middle of the frame's display
+        interval at the video's own frame rate.
     frames : np.ndarray, uint8, shape (n, H, W, 3)
-        The frames at the video's own resolution.
-    maps : CorrespondenceMaps
+        At the video's own resolution.
+    windows : np.ndarray, float32, shape (n, 48000)
+        The 1-second mono audio windows at 48 kHz (zero-padded beyond the track's ends).
     """
 
     path: str
     times: np.ndarray
     audio_centres: np.ndarray
     frames: np.ndarray
+    windows: np.ndarray
+
+
+@dataclass
+class VideoLocalization:
+    """Correspondence maps for frames of one video.
+
+    Attributes
+    ----------
+    inputs : VideoInputs
+        The frames and audio windows the maps were computed from; ``path``, ``times``,
+        ``audio_centres`` and ``frames`` are read from it.
+    maps : CorrespondenceMaps
+    """
+
+    inputs: VideoInputs
     maps: CorrespondenceMaps
+
+    @property
+    def path(self):
+        """The video's path: str."""
+        return self.inputs.path
+
+    @property
+    def times(self):
+        """Seconds at which each frame was taken: float64 (n,)."""
+        return self.inputs.times
+
+    @property
+    def audio_centres(self):
+        """Centre of each frame's 1-second audio window, in seconds: float64 (n,)."""
+        return self.inputs.audio_centres
+
+    @property
+    def frames(self):
+        """The frames at the video's own resolution: uint8 (n, H, W, 3)."""
+        return self.inputs.frames
 
     def image_map(self, index):
         """Probability map of frame ``index`` at the frame's resolution: float32 (H, W)."""
@@ -473,31 +510,6 @@ def native_fps(path):
 
     with open_video(path) as clip:
         return float(clip.fps)
-
-
-@dataclass
-class VideoInputs:
-    """Decoded frames of a video with the sound around them.
-
-    Attributes
-    ----------
-    path : str
-    times : np.ndarray, float64, shape (n,)
-        Seconds at which each frame was taken.
-    audio_centres : np.ndarray, float64, shape (n,)
-        Centre of each frame's 1-second audio window: the middle of the frame's display
-        interval at the video's own frame rate.
-    frames : np.ndarray, uint8, shape (n, H, W, 3)
-        At the video's own resolution.
-    windows : np.ndarray, float32, shape (n, 48000)
-        The 1-second mono audio windows at 48 kHz (zero-padded beyond the track's ends).
-    """
-
-    path: str
-    times: np.ndarray
-    audio_centres: np.ndarray
-    frames: np.ndarray
-    windows: np.ndarray
 
 
 def read_video_inputs(path, fps=1.0, frame_indices=None):
@@ -561,7 +573,7 @@ def localize_inputs(inputs, model, short_side=SHORT_SIDE, batch_size=8):
     """
     maps = correspondence_maps(model, network_frames(inputs.frames, short_side), inputs.windows,
                                batch_size)
-    return VideoLocalization(inputs.path, inputs.times, inputs.audio_centres, inputs.frames, maps)
+    return VideoLocalization(inputs, maps)
 
 
 def localize_video(path, model, fps=1.0, frame_indices=None, short_side=SHORT_SIDE,
