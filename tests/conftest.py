@@ -61,3 +61,25 @@ def openl3_image_model(fixtures_dir):
         return cache[embedding_size]
 
     return get
+
+
+def write_test_video(path, seconds, seed, fps=5, size=(320, 240), with_audio=True):
+    """Write a small H.264/AAC ``.mp4``: frames of one colour shifting a little each frame and a
+    stereo tone of one pitch (colour and pitch set by ``seed``), or no audio track at all."""
+    import numpy as np
+    from moviepy import AudioArrayClip, ImageSequenceClip
+
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, 3)
+    frames = [np.full((size[1], size[0], 3), (base + 20 * k) % 255, np.uint8)
+              for k in range(int(seconds * fps))]
+    clip = ImageSequenceClip(frames, fps=fps)
+    if with_audio:
+        t = np.arange(int(seconds * 16000)) / 16000
+        tone = 0.3 * np.sin(2 * np.pi * (200 + 100 * seed) * t)
+        clip = clip.with_audio(AudioArrayClip(np.stack([tone, tone], 1), fps=16000))
+    clip = clip.with_duration(seconds)
+    clip.write_videofile(str(path), fps=fps, codec="libx264",
+                         audio_codec="aac" if with_audio else None, audio=with_audio,
+                         preset="ultrafast", logger=None)
+    clip.close()

@@ -19,26 +19,11 @@ import pytest
 import openl3lite
 from openl3lite.errors import OpenL3liteError
 
+from conftest import write_test_video
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(width=0.0625, batch_size=4, val_fraction=0.25, val_batches=1, workers=2,
             progress=False)
-
-
-def _write_video(path, seconds, seed, fps=4, size=(256, 240)):
-    """A short video: noisy frames of one colour, a tone of one pitch (both set by ``seed``)."""
-    from moviepy import AudioArrayClip, ImageSequenceClip
-
-    rng = np.random.default_rng(seed)
-    colour = rng.integers(0, 256, 3)
-    frames = [np.clip(colour + rng.normal(0, 20, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
-              for _ in range(int(seconds * fps))]
-    t = np.arange(int(seconds * 22050)) / 22050
-    tone = 0.3 * np.sin(2 * np.pi * (220 + 110 * seed) * t)
-    clip = ImageSequenceClip(frames, fps=fps).with_audio(
-        AudioArrayClip(np.stack([tone, tone], 1), fps=22050)).with_duration(seconds)
-    clip.write_videofile(str(path), fps=fps, codec="libx264", audio_codec="aac",
-                         preset="ultrafast", logger=None)
-    clip.close()
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +35,7 @@ def dataset(tmp_path_factory):
     videos = []
     for i in range(4):
         videos.append(folder / f"clip{i}.mp4")
-        _write_video(videos[-1], 2.0 + 0.5 * i, i)
+        write_test_video(videos[-1], 2.0 + 0.5 * i, i, fps=4, size=(256, 240))
     out = tmp_path_factory.mktemp("dataset")
     prepare_dataset([str(v) for v in videos], str(out), fps=4, workers=2, progress=False)
     return str(out)

@@ -2,33 +2,14 @@
 resume, export: ``test_train.py``)."""
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import write_test_video
 from openl3lite.training.prepare import load_manifest, prepare_dataset
 from openl3lite.training.sampling import PairSampler, split_videos
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _write_video(path, seconds, colour_seed, with_audio=True, size=(320, 240), fps=5):
-    from moviepy import AudioArrayClip, ImageSequenceClip
-
-    rng = np.random.default_rng(colour_seed)
-    n = int(seconds * fps)
-    base = rng.integers(0, 255, 3)
-    frames = [np.full((size[1], size[0], 3), (base + 20 * k) % 255, np.uint8) for k in range(n)]
-    clip = ImageSequenceClip(frames, fps=fps)
-    if with_audio:
-        t = np.arange(int(seconds * 16000)) / 16000
-        tone = 0.3 * np.sin(2 * np.pi * (200 + 100 * colour_seed) * t)
-        clip = clip.with_audio(AudioArrayClip(np.stack([tone, tone], 1), fps=16000))
-    clip = clip.with_duration(seconds)
-    clip.write_videofile(str(path), fps=fps, codec="libx264", audio_codec="aac" if with_audio
-                         else None, audio=with_audio, preset="ultrafast", logger=None)
-    clip.close()
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +18,10 @@ def videos(tmp_path_factory):
     paths = []
     for i in range(4):
         path = folder / f"v{i}.mp4"
-        _write_video(path, 2.5 + 0.5 * i, i)
+        write_test_video(path, 2.5 + 0.5 * i, i)
         paths.append(str(path))
     silent = folder / "silent.mp4"
-    _write_video(silent, 2.0, 9, with_audio=False)
+    write_test_video(silent, 2.0, 9, with_audio=False)
     corrupt = folder / "corrupt.mp4"
     corrupt.write_bytes(os.urandom(2000))
     return paths, str(silent), str(corrupt)
