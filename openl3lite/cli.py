@@ -415,7 +415,13 @@ def prepare(videos, output_dir, fps, workers, quiet):
 @click.option("--width", type=float, default=0.25, show_default=True,
               help="Width multiplier (1 = the paper's network).")
 @click.option("--batch-size", "-b", type=int, default=64, show_default=True,
-              help="Pairs per step, half of them corresponding.")
+              help="Pairs per step: half of them corresponding, or all of them with "
+                   "--negatives in-batch.")
+@click.option("--negatives", type=click.Choice(["sampled", "in-batch"]), default="sampled",
+              show_default=True,
+              help="sampled: the paper's 50/50 pairs. in-batch: every frame is also scored "
+                   "against the other videos' clips of its batch (many more negatives for the "
+                   "same compute).")
 @click.option("--steps", type=int, default=10000, show_default=True, help="Training steps.")
 @click.option("--learning-rate", "--lr", type=float, default=1e-4, show_default=True)
 @click.option("--weight-decay", type=float, default=1e-5, show_default=True)
@@ -431,7 +437,7 @@ def prepare(videos, output_dir, fps, workers, quiet):
 @click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its latest "
                                               "checkpoint.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(dataset_dir, run_dir, input_repr, width, batch_size, steps, learning_rate,
+def train(dataset_dir, run_dir, input_repr, width, batch_size, negatives, steps, learning_rate,
           weight_decay, val_fraction, heldout_dir, seed, checkpoint_every, eval_every, workers,
           resume, quiet):
     """Train L3-Net on audio-visual correspondence from a prepared DATASET_DIR.
@@ -448,7 +454,8 @@ def train(dataset_dir, run_dir, input_repr, width, batch_size, steps, learning_r
                               seed=seed, learning_rate=learning_rate,
                               weight_decay=weight_decay, checkpoint_every=checkpoint_every,
                               eval_every=eval_every, resume=resume, workers=workers,
-                              progress=not quiet, heldout_dir=heldout_dir)
+                              progress=not quiet, heldout_dir=heldout_dir,
+                              negatives=negatives)
     except OpenL3liteError as exc:
         _fail_setup(exc)
     state = "interrupted (checkpoint written) at" if result.interrupted else "finished at"

@@ -289,3 +289,60 @@ def build_avc_model(input_repr="mel256", width=1.0, audio_trunk=None, image_trun
     joint = layers.Concatenate(name="audio_image_vector")([audio_vec, image_vec])
     outputs = fusion(joint)
     return keras.Model({"audio": audio_in, "image": image_in}, outputs, name="l3net_avc")
+
+
+class PairwiseFusion(layers.Layer):
+    """Apply the fusion head to every (image, audio) combination of a batch.
+
+    Row ``i``, column ``j`` of the output scores image ``i`` against audio clip ``j``: the
+    head sees ``concat(audio_vec[j], image_vec[i])``, the same order as :func:`build_avc_model`.
+
+    Parameters
+    ----------
+    fusion : keras.Model
+        The fusion head (:func:`build_fusion_head`), shared, not copied.
+    """
+
+    def __init__(self, fusion, **kwargs):
+        super().__init__(**kwargs)
+        self.fusion = fusion
+
+    def call(self, audio_vec, image_vec):
+        """(B, D) audio and (B, D) image vectors -> (B, B, 2) probabilities."""
+        n = keras.ops.shape(image_vec)[0]
+        depth = audio_vec.shape[-1] + image_vec.shape[-1]
+        audio_grid = keras.ops.broadcast_to(audio_vec[None, :, :], (n, n, audio_vec.shape[-1]))
+        image_grid = keras.ops.broadcast_to(image_vec[:, None, :], (n, n, image_vec.shape[-1]))
+        pairs = keras.ops.concatenate([audio_grid, image_grid], axis=-1)
+        scores = self.fusion(keras.ops.reshape(pairs, (-1, depth)))
+        return keras.ops.reshape(scores, (n, n, -1))
+
+    def compute_output_shape(self, audio_vec_shape, image_vec_shape):
+        return (image_vec_shape[0], image_vec_shape[0], 2)
+
+
+def build_avc_all_pairs_model(avc_model):
+    """Score every image of a batch against every audio clip of it, sharing ``avc_model``'s layers.
+
+    Used for training with in-batch negatives: B corresponding (frame, clip) pairs give B
+    positives and up to B * (B - 1) negatives for the cost of B forward passes per subnetwork.
+
+    Parameters
+    ----------
+    avc_model : keras.Model
+        From :func:`build_avc_model`; its layers (and so its weights) are reused.
+
+    Returns
+    -------
+    keras.Model
+        Same inputs as ``avc_model``; output (B, B, 2) float32 probabilities, ``[i, j]`` for
+        image ``i`` with audio clip ``j``.
+    """
+    audio_in = keras.Input((48000,), name="audio")
+    image_in = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
+    spectrogram = avc_model.get_layer("spectrogram")(audio_in)
+    audio_vec = avc_model.get_layer("audio_pool4")(avc_model.get_layer("audio_trunk")(spectrogram))
+    image_vec = avc_model.get_layer("image_pool4")(avc_model.get_layer("image_trunk")(image_in))
+    outputs = PairwiseFusion(avc_model.get_layer("fusion"), name="pairwise_fusion")(audio_vec,
+                                                                                    image_vec)
+    return keras.Model({"audio": audio_in, "image": image_in}, outputs, name="l3net_avc_all_pairs")

@@ -227,3 +227,51 @@ def test_data_parallel_over_two_devices_on_jax(dataset, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     kind, n_devices, step, loss = proc.stdout.split()[-4:]
     assert (kind, n_devices, step) == ("DataParallel", "2", "2") and np.isfinite(float(loss))
+
+
+def test_all_pairs_model_scores_every_combination_like_the_pair_model():
+    import keras
+
+    from openl3lite.network import build_avc_all_pairs_model, build_avc_model
+
+    keras.utils.set_random_seed(4)
+    avc = build_avc_model("mel128", width=0.0625)
+    grid_model = build_avc_all_pairs_model(avc)
+    assert {id(v) for v in grid_model.weights} == {id(v) for v in avc.weights}  # shared
+    rng = np.random.default_rng(0)
+    audio = rng.uniform(-0.3, 0.3, (3, 48000)).astype(np.float32)
+    images = rng.uniform(-1, 1, (3, 224, 224, 3)).astype(np.float32)
+    grid = keras.ops.convert_to_numpy(grid_model({"audio": audio, "image": images}))
+    assert grid.shape == (3, 3, 2)
+    for i in range(3):  # row: image i; column: audio clip j
+        pairs = keras.ops.convert_to_numpy(avc({"audio": audio, "image": images[[i] * 3]}))
+        np.testing.assert_allclose(grid[i], pairs, atol=1e-5)
+
+
+def test_train_with_in_batch_negatives_resume_and_export(dataset, tmp_path):
+    from openl3lite.training.export import export_model
+    from openl3lite.training.train import train
+
+    run = tmp_path / "in_batch"
+    settings = dict(TINY, negatives="in-batch", eval_every=2, checkpoint_every=2)
+    first = train(dataset, run, steps=2, **settings)
+    resumed = train(dataset, run, steps=4, resume=True, **settings)
+    assert (first.step, resumed.step) == (2, 4)
+    rows = _read_csv(run / "metrics.csv")
+    assert [int(r["step"]) for r in rows] == [2, 4]
+    for row in rows:  # train accuracy is balanced over the grid; validation uses sampled pairs
+        assert 0 <= float(row["train_acc"]) <= 1 and np.isfinite(float(row["train_loss"]))
+        assert np.isfinite(float(row["val_loss"])) and 0 <= float(row["val_acc"]) <= 1
+    assert json.loads((run / "config.json").read_text())["negatives"] == "in-batch"
+    with pytest.raises(OpenL3liteError, match="negatives"):
+        train(dataset, run, steps=6, resume=True, **TINY)
+    with pytest.raises(OpenL3liteError, match="negatives"):
+        train(dataset, tmp_path / "bad", steps=2, **dict(TINY, negatives="hard"))
+
+    out = tmp_path / "in_batch.h5"
+    metadata = export_model(run, out, "tiny-in-batch")  # verifies the file against the run
+    assert metadata.extra["training_steps"] == 4
+    audio_model = openl3lite.load_audio_embedding_model_from_path(out, embedding_size=512)
+    emb, ts = openl3lite.get_audio_embedding(np.sin(np.arange(16000) / 3.0), 16000,
+                                             model=audio_model, verbose=False)
+    assert emb.shape == (len(ts), 512) and np.all(np.isfinite(emb))

@@ -8,7 +8,9 @@ import pytest
 
 from conftest import write_test_video
 from openl3lite.training.prepare import load_manifest, prepare_dataset
-from openl3lite.training.sampling import PairSampler, split_videos
+from openl3lite.errors import OpenL3liteError
+from openl3lite.training.sampling import (IGNORED, PairSampler, grid_targets, pair_grid_labels,
+                                          split_videos)
 
 
 
@@ -81,6 +83,41 @@ def test_sampler_statistics(dataset):
     first, labels_first, _ = sampler.sample_batch(7, return_info=True)
     np.testing.assert_array_equal(again["audio"], first["audio"])
     assert not np.array_equal(sampler.sample_batch(8)[0]["audio"], first["audio"])
+
+
+def test_in_batch_sampler_gives_positives_and_a_label_grid(dataset):
+    sampler = PairSampler(dataset, batch_size=6, seed=1, negatives="in-batch")
+    n_videos = len(load_manifest(dataset)["videos"])
+    for k in range(10):
+        inputs, labels, infos = sampler.sample_batch(k, return_info=True)
+        assert inputs["audio"].shape == (6, 48000) and inputs["image"].shape == (6, 224, 224, 3)
+        videos = [info.frame_video for info in infos]
+        for info in infos:  # every sampled pair is a positive by the paper's overlap rule
+            assert info.label == 1 and info.clip_video == info.frame_video
+            assert info.clip_start <= info.frame_time <= info.clip_start + 1.0
+        # each video once per round of n_videos picks: as spread as the dataset allows
+        assert len(set(videos[:n_videos])) == n_videos
+        for i in range(6):
+            for j in range(6):
+                expected = 1 if i == j else (IGNORED if videos[i] == videos[j] else 0)
+                assert labels[i, j] == expected
+    distinct = PairSampler(dataset, batch_size=2, seed=1, negatives="in-batch")
+    _, labels, infos = distinct.sample_batch(0, return_info=True)
+    assert infos[0].frame_video != infos[1].frame_video and (labels == [[1, 0], [0, 1]]).all()
+    with pytest.raises(OpenL3liteError, match="negatives"):
+        PairSampler(dataset, negatives="hard")
+
+
+def test_grid_targets_weigh_positives_and_negatives_equally():
+    labels = pair_grid_labels([0, 1, 0, 2])  # videos 0 and 0 share a row: ignored there
+    assert labels[0, 2] == labels[2, 0] == IGNORED and labels[0, 1] == 0
+    targets, weights = grid_targets(labels)
+    np.testing.assert_array_equal(targets, np.eye(4, dtype=np.int32))
+    assert weights[0, 2] == weights[2, 0] == 0
+    assert np.isclose(weights[targets == 1].sum(), 8) and np.isclose(weights.sum(), 16)
+    assert np.isclose(weights[labels == 0].sum(), 8) and weights.dtype == np.float32
+    with pytest.raises(OpenL3liteError, match="positives and negatives"):
+        grid_targets(pair_grid_labels([3, 3]))
 
 
 def test_split_by_video(dataset):

@@ -31,8 +31,8 @@ def training_details(state, extra=None):
     -------
     dict
         ``training_steps``, ``batch_size``, ``learning_rate``, ``weight_decay``, ``optimizer``,
-        ``seed``, ``dataset_dir``, ``heldout_dir``, ``final_val_loss``, ``final_val_avc_acc``,
-        ``final_heldout_avc_acc`` (None when not measured), ``train_time_s``, ``backend``,
+        ``seed``, ``negatives``, ``dataset_dir``, ``heldout_dir``, ``final_val_loss``,
+        ``final_val_avc_acc``, ``final_heldout_avc_acc`` (None when not measured), ``train_time_s``, ``backend``,
         ``keras_version``, ``exported`` (UTC date), plus ``extra``.
     """
     import keras
@@ -43,6 +43,7 @@ def training_details(state, extra=None):
         "training_steps": state["step"], "batch_size": config["batch_size"],
         "learning_rate": config["learning_rate"], "weight_decay": config["weight_decay"],
         "optimizer": state.get("optimizer", "AdamW"), "seed": config["seed"],
+        "negatives": config.get("negatives", "sampled"),
         "dataset_dir": config["dataset_dir"], "heldout_dir": config.get("heldout_dir"),
         "final_metrics_step": last.get("step"), "final_val_loss": last.get("val_loss"),
         "final_val_avc_acc": last.get("val_acc"),

@@ -8,6 +8,11 @@
 * images: random 224x224 crop of the 256-px frame, random horizontal flip, brightness and
   saturation jitter, then [-1, 1]; audio: a random gain in [0.9, 1.1] over the whole clip.
 
+With ``negatives="in-batch"`` a batch is instead B positive pairs, from B different videos where
+the sampler has that many, and training scores every frame against every clip of the batch
+(:func:`grid_targets`): the B matching pairs are positives, combinations of different videos are
+negatives (the paper's definition), and combinations of one video at other moments are ignored.
+
 Batch ``k`` depends only on ``(seed, k)``, so batches can be produced by any number of workers in
 any order and a resumed run continues with exactly the batches it would have seen.
 """
@@ -23,6 +28,10 @@ from .prepare import SAMPLE_RATE, load_manifest
 
 CROP = 224
 CLIP_SAMPLES = SAMPLE_RATE
+#: How negatives are formed: the paper's sampled 50/50 pairs, or all other pairs of the batch.
+NEGATIVE_MODES = ("sampled", "in-batch")
+#: Label of an in-batch combination that is neither a positive nor a negative (same video).
+IGNORED = -1
 
 
 @dataclass
@@ -88,9 +97,15 @@ class PairSampler:
     seed : int
     augment : bool
         Random crops, flips, colour and gain jitter (off: centre crop, no jitter).
+    negatives : str
+        ``sampled`` (the paper's 50/50 pairs) or ``in-batch`` (B positives; see the module).
     """
 
-    def __init__(self, dataset_dir, video_ids=None, batch_size=64, seed=0, augment=True):
+    def __init__(self, dataset_dir, video_ids=None, batch_size=64, seed=0, augment=True,
+                 negatives="sampled"):
+        if negatives not in NEGATIVE_MODES:
+            raise OpenL3liteError(f"invalid negatives {negatives!r}: must be one of "
+                                  f"{', '.join(NEGATIVE_MODES)}")
         self.dataset_dir = dataset_dir
         manifest = load_manifest(dataset_dir)
         self.records = manifest["videos"]
@@ -105,6 +120,7 @@ class PairSampler:
         self.batch_size = batch_size
         self.seed = seed
         self.augment = augment
+        self.negatives = negatives
         self._arrays = {}
         self._lock = threading.Lock()
 
@@ -167,6 +183,8 @@ class PairSampler:
         labels : np.ndarray, int32, shape (B,)
         infos : list of PairInfo, only if ``return_info``
         """
+        if self.negatives == "in-batch":
+            return self._sample_positive_batch(k, return_info)
         rng = np.random.default_rng([self.seed, k])
         n = self.batch_size
         labels = np.zeros(n, np.int32)
@@ -193,3 +211,75 @@ class PairSampler:
             infos.append(PairInfo(frame_vid, clip_vid, frame_time, start, int(label)))
         inputs = {"audio": audio, "image": images}
         return (inputs, labels, infos) if return_info else (inputs, labels)
+
+    def _sample_positive_batch(self, k, return_info):
+        """Batch ``k`` of the in-batch mode: B positive pairs and their (B, B) label grid."""
+        rng = np.random.default_rng([self.seed, k])
+        n = self.batch_size
+        n_videos = len(self.video_ids)
+        rounds = -(-n // n_videos)  # each video once per round: distinct videos when possible
+        picks = np.concatenate([rng.permutation(n_videos) for _ in range(rounds)])[:n]
+        audio = np.empty((n, CLIP_SAMPLES), np.float32)
+        images = np.empty((n, CROP, CROP, 3), np.float32)
+        infos = []
+        for i, pick in enumerate(picks):
+            vid = self.video_ids[pick]
+            record = self.records[vid]
+            index = int(rng.integers(record.n_frames))
+            frame_time = record.frame_times_s[index]
+            start = self._random_clip_start(vid, rng, frame_time)
+            gain = rng.uniform(0.9, 1.1) if self.augment else 1.0
+            audio[i] = self._clip(vid, start, gain)
+            images[i] = self._image(self._open(vid)[1][index], rng)
+            infos.append(PairInfo(vid, vid, frame_time, start, 1))
+        labels = pair_grid_labels(picks)
+        inputs = {"audio": audio, "image": images}
+        return (inputs, labels, infos) if return_info else (inputs, labels)
+
+
+def pair_grid_labels(video_index):
+    """Labels of every (frame ``i``, clip ``j``) combination of an in-batch batch.
+
+    Parameters
+    ----------
+    video_index : array-like of int, shape (B,)
+        The video each pair (frame and clip) came from.
+
+    Returns
+    -------
+    np.ndarray, int32, shape (B, B)
+        1 on the diagonal (the sampled positives), 0 where frame and clip come from different
+        videos, :data:`IGNORED` where they come from the same video at other moments.
+    """
+    video_index = np.asarray(video_index)
+    same_video = video_index[:, None] == video_index[None, :]
+    labels = np.where(same_video, IGNORED, 0).astype(np.int32)
+    np.fill_diagonal(labels, 1)
+    return labels
+
+
+def grid_targets(labels):
+    """Targets and sample weights for training on a label grid, positives and negatives 50/50.
+
+    Parameters
+    ----------
+    labels : np.ndarray, int, shape (B, B)
+        From :func:`pair_grid_labels`.
+
+    Returns
+    -------
+    targets : np.ndarray, int32, shape (B, B)
+        1 for positives, 0 otherwise.
+    weights : np.ndarray, float32, shape (B, B)
+        Positives share half of the total weight and negatives the other half; ignored
+        combinations weigh 0. Scaled so the weights sum to ``B * B``: a mean over the grid is the
+        balanced mean.
+    """
+    labels = np.asarray(labels)
+    positive, negative = labels == 1, labels == 0
+    if not positive.any() or not negative.any():
+        raise OpenL3liteError("a label grid needs positives and negatives (batch from one video?)")
+    total = labels.size
+    weights = (positive * (0.5 * total / positive.sum())
+               + negative * (0.5 * total / negative.sum()))
+    return positive.astype(np.int32), weights.astype(np.float32)

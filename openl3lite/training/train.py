@@ -63,7 +63,7 @@ from . import sampling
 #: Config keys that define the network: a resumed run must have the same.
 ARCHITECTURE_KEYS = ("input_repr", "width")
 #: Config keys that define the sequence of batches: changing them would not continue the run.
-SAMPLER_KEYS = ("batch_size", "seed", "val_fraction")
+SAMPLER_KEYS = ("batch_size", "seed", "val_fraction", "negatives")
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
 CSV_FIELDS = ("step", "elapsed_s", "train_loss", "train_acc", "val_loss", "val_acc",
@@ -94,6 +94,7 @@ class TrainConfig:
     heldout_dir: str = None
     jit_compile: object = None
     optimizer: str = OPTIMIZER
+    negatives: str = "sampled"
 
 
 @dataclass
@@ -221,8 +222,8 @@ def _process_index():
 
 # ---------------------------------------------------------------- model
 
-def build_model(config):
-    """The compiled AVC model of a config, with its optimizer variables created.
+def build_models(config):
+    """The compiled training model of a config and the AVC model it trains.
 
     Parameters
     ----------
@@ -230,22 +231,37 @@ def build_model(config):
 
     Returns
     -------
-    keras.Model
+    train_model : keras.Model
+        What the optimizer steps, compiled with AdamW (its variables created), sparse
+        categorical cross-entropy and accuracy. With ``negatives="sampled"`` it is
+        ``avc_model``; with ``"in-batch"`` it shares ``avc_model``'s layers and outputs the
+        (B, B, 2) scores of every frame-clip combination
+        (:func:`openl3lite.network.build_avc_all_pairs_model`). Checkpoints hold its variables.
+    avc_model : keras.Model
         Inputs ``{"audio": (B, 48000) float32, "image": (B, 224, 224, 3) float32}``, output
-        (B, 2) softmax; compiled with AdamW, sparse categorical cross-entropy and accuracy.
+        (B, 2) softmax; compiled with the same loss and metric for evaluation on pairs.
     """
     import keras
 
-    from ..network import build_avc_model
+    from ..network import build_avc_all_pairs_model, build_avc_model
 
     keras.utils.set_random_seed(config.seed)
-    model = build_avc_model(config.input_repr, config.width)
+    jit_compile = resolve_jit_compile(config.jit_compile)
+    avc_model = build_avc_model(config.input_repr, config.width)
+    train_model = (build_avc_all_pairs_model(avc_model) if config.negatives == "in-batch"
+                   else avc_model)
     optimizer = keras.optimizers.AdamW(learning_rate=config.learning_rate,
                                        weight_decay=config.weight_decay)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], jit_compile=resolve_jit_compile(config.jit_compile))
-    optimizer.build(model.trainable_variables)
-    return model
+    # in-batch steps weigh positives and negatives 50/50: the accuracy must use those weights
+    accuracy = ({"weighted_metrics": ["accuracy"]} if train_model is not avc_model
+                else {"metrics": ["accuracy"]})
+    train_model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                        jit_compile=jit_compile, **accuracy)
+    optimizer.build(train_model.trainable_variables)
+    if avc_model is not train_model:
+        avc_model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                          jit_compile=jit_compile)
+    return train_model, avc_model
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -359,7 +375,7 @@ def restore_checkpoint(model, path, optimizer=True):
     Parameters
     ----------
     model : keras.Model
-        Built like the checkpointed one (:func:`build_model`).
+        The training model of the checkpointed run's config (:func:`build_models`).
     path : str
         A ``step-*.npz`` checkpoint.
     optimizer : bool
@@ -387,15 +403,15 @@ def load_checkpoint(run_dir_or_checkpoint, optimizer=True):
     Returns
     -------
     model : keras.Model
-        Compiled AVC model.
+        Compiled AVC model (pairs in, (B, 2) probabilities out), whatever the run's negatives.
     state : dict
         The checkpoint's ``state.json``.
     """
     state, path = read_checkpoint_state(run_dir_or_checkpoint)
     config = _config_from_dict(state["config"])
-    model = build_model(config)
-    restore_checkpoint(model, path, optimizer)
-    return model, state
+    train_model, avc_model = build_models(config)
+    restore_checkpoint(train_model, path, optimizer)
+    return avc_model, state
 
 
 # ---------------------------------------------------------------- logging
@@ -462,12 +478,10 @@ def plot_curves(history, path):
 
 # ---------------------------------------------------------------- data
 
-def _pair_dataset(dataset_dir, video_ids, batch_size, seed, augment, steps):
+def _pair_dataset(dataset_dir, video_ids, batch_size, seed, augment, negatives="sampled"):
     """The sampler of AVC batches over some videos of a prepared dataset."""
-    if hasattr(sampling, "AVCPairDataset"):
-        return sampling.AVCPairDataset(dataset_dir, video_ids=video_ids, batch_size=batch_size,
-                                       steps_per_epoch=steps, seed=seed, augment=augment)
-    return sampling.PairSampler(dataset_dir, video_ids, batch_size, seed, augment=augment)
+    return sampling.PairSampler(dataset_dir, video_ids, batch_size, seed, augment=augment,
+                                negatives=negatives)
 
 
 def fixed_batches(dataset, n_batches):
@@ -589,6 +603,9 @@ def check_config(config):
             raise OpenL3liteError(f"invalid {name} {getattr(config, name)}: must be >= 1")
     if not 0 <= config.val_fraction < 1:
         raise OpenL3liteError(f"invalid val_fraction {config.val_fraction}: must be in [0, 1)")
+    if config.negatives not in sampling.NEGATIVE_MODES:
+        raise OpenL3liteError(f"invalid negatives {config.negatives!r}: must be one of "
+                              f"{', '.join(sampling.NEGATIVE_MODES)}")
     if not config.learning_rate > 0 or config.weight_decay < 0:
         raise OpenL3liteError(f"invalid learning_rate {config.learning_rate} / weight_decay "
                               f"{config.weight_decay}: need learning_rate > 0, weight_decay >= 0")
@@ -596,7 +613,7 @@ def check_config(config):
 
 def _check_resumable(run_dir, saved, config):
     for key in ARCHITECTURE_KEYS + SAMPLER_KEYS:
-        if saved.get(key) != getattr(config, key):
+        if saved.get(key, getattr(TrainConfig, key, None)) != getattr(config, key):
             kind = "architecture" if key in ARCHITECTURE_KEYS else "batch sequence"
             raise OpenL3liteError(
                 f"{run_dir}: cannot resume with {key}={getattr(config, key)!r}: the run was "
@@ -698,7 +715,7 @@ class _StopOnSigint:
 def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, steps=10000,
           val_fraction=0.1, seed=0, learning_rate=1e-4, weight_decay=1e-5,
           checkpoint_every=200, eval_every=100, val_batches=8, resume=False, workers=2,
-          progress=True, heldout_dir=None, jit_compile=None):
+          progress=True, heldout_dir=None, jit_compile=None, negatives="sampled"):
     """Train L3-Net (audio trunk, image trunk and fusion head) on AVC.
 
     Optimiser: ``keras.optimizers.AdamW`` (Adam with decoupled weight decay), loss: sparse
@@ -747,6 +764,13 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
     jit_compile : bool or str, optional
         Passed to ``model.compile``; None: XLA on TensorFlow and JAX (see
         :func:`resolve_jit_compile`).
+    negatives : str
+        ``sampled``: the paper's batches, half corresponding pairs and half pairs of different
+        videos. ``in-batch``: each batch is ``batch_size`` corresponding pairs from different
+        videos and the fusion head scores every frame against every clip of the batch (the
+        other videos' clips are the negatives), positives and negatives weighted 50/50: many
+        more negatives for the same compute. Validation always uses sampled pairs, so AVC
+        accuracies are comparable.
 
     Returns
     -------
@@ -764,7 +788,7 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
         val_fraction=float(val_fraction), seed=int(seed), learning_rate=float(learning_rate),
         weight_decay=float(weight_decay), checkpoint_every=int(checkpoint_every),
         eval_every=int(eval_every), val_batches=int(val_batches), workers=int(workers),
-        progress=bool(progress), jit_compile=jit_compile,
+        progress=bool(progress), jit_compile=jit_compile, negatives=negatives,
         heldout_dir=os.path.abspath(os.fspath(heldout_dir)) if heldout_dir else None)
     check_config(config)
     run_dir = os.fspath(run_dir)
@@ -774,12 +798,12 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
                                                config.val_fraction, config.seed)
     chief = _process_index() == 0
     sampler = _pair_dataset(config.dataset_dir, train_ids, config.batch_size,
-                            config.seed + 7919 * _process_index(), True, config.steps)
+                            config.seed + 7919 * _process_index(), True, config.negatives)
     eval_sets = _evaluation_sets(config, val_ids)
     if chief:
         _write_config(run_dir, config)
     configure_distribution(config.batch_size)
-    model = build_model(config)
+    model, avc_model = build_models(config)
     state = {"step": 0, "history": [], "pending": [], "elapsed_s": 0.0}
     if has_checkpoint:
         state, path = read_checkpoint_state(run_dir)
@@ -787,7 +811,7 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
         model.optimizer.learning_rate = config.learning_rate  # may differ on resume
     if chief:
         write_metrics_csv(os.path.join(run_dir, "metrics.csv"), state["history"])
-    return _run(model, config, run_dir, sampler, eval_sets, state, chief)
+    return _run(model, avc_model, config, run_dir, sampler, eval_sets, state, chief)
 
 
 def _evaluation_sets(config, val_ids):
@@ -799,12 +823,12 @@ def _evaluation_sets(config, val_ids):
                                   f"videos), val_fraction {config.val_fraction} gives "
                                   f"{len(val_ids)}; raise it or use val_fraction=0")
         sets["val"] = fixed_batches(_pair_dataset(
-            config.dataset_dir, val_ids, config.batch_size, config.seed, False,
-            config.val_batches), config.val_batches)
+            config.dataset_dir, val_ids, config.batch_size, config.seed, False),
+            config.val_batches)
     if config.heldout_dir:
         sets["heldout"] = fixed_batches(_pair_dataset(
-            config.heldout_dir, None, config.batch_size, config.seed, False,
-            config.val_batches), config.val_batches)
+            config.heldout_dir, None, config.batch_size, config.seed, False),
+            config.val_batches)
     return sets
 
 
@@ -830,7 +854,17 @@ def _checkpoint(model, config, run_dir, state, chief):
     return save_checkpoint(model, run_dir, saved)
 
 
-def _run(model, config, run_dir, sampler, eval_sets, state, chief):
+def _train_step(model, inputs, labels):
+    """One optimizer step on a batch; returns (loss, accuracy)."""
+    if labels.ndim == 2:  # in-batch label grid
+        targets, weights = sampling.grid_targets(labels)
+        result = model.train_on_batch(inputs, targets, sample_weight=weights, return_dict=True)
+    else:
+        result = model.train_on_batch(inputs, labels, return_dict=True)
+    return float(result["loss"]), float(result["accuracy"])
+
+
+def _run(model, avc_model, config, run_dir, sampler, eval_sets, state, chief):
     """The step loop from ``state["step"]`` to ``config.steps``."""
     from tqdm.auto import tqdm
 
@@ -844,15 +878,14 @@ def _run(model, config, run_dir, sampler, eval_sets, state, chief):
         with _StopOnSigint() as stop:
             while state["step"] < config.steps and not stop.requested:
                 inputs, labels = prefetch.get(state["step"])
-                result = model.train_on_batch(inputs, labels, return_dict=True)
-                state["pending"].append([float(result["loss"]), float(result["accuracy"])])
+                state["pending"].append(list(_train_step(model, inputs, labels)))
                 state["step"] += 1
                 now = time.monotonic()
                 state["elapsed_s"] += now - clock
                 clock = now
                 bar.update(1)
-                checkpoint = _after_step(model, config, run_dir, state, eval_sets, bar,
-                                         chief) or checkpoint
+                checkpoint = _after_step(model, avc_model, config, run_dir, state, eval_sets,
+                                         bar, chief) or checkpoint
             interrupted = stop.requested
     except KeyboardInterrupt:
         interrupted = True
@@ -867,11 +900,11 @@ def _run(model, config, run_dir, sampler, eval_sets, state, chief):
                        interrupted, checkpoint)
 
 
-def _after_step(model, config, run_dir, state, eval_sets, bar, chief):
+def _after_step(model, avc_model, config, run_dir, state, eval_sets, bar, chief):
     """Evaluate, log and checkpoint when due. Returns the checkpoint written, if any."""
     step = state["step"]
     if step % config.eval_every == 0 or step == config.steps:
-        row = _log_row(model, state, eval_sets)
+        row = _log_row(avc_model, state, eval_sets)
         if chief:
             write_metrics_csv(os.path.join(run_dir, "metrics.csv"), state["history"])
             plot_curves(state["history"], os.path.join(run_dir, "curves.png"))
