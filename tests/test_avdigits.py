@@ -104,7 +104,7 @@ def test_videos_decode_with_audio_of_the_expected_duration(corpus):
 def spoken_corpus(fsdd, tmp_path_factory):
     out = tmp_path_factory.mktemp("avdigits_spoken")
     assert mk.main(["--fsdd", str(fsdd), "-o", str(out), "--seed", "3", "--display", "spoken",
-                    *TINY]) == 0
+                    "--background", "video", *TINY]) == 0
     return out
 
 
@@ -120,6 +120,27 @@ def test_nearest_display_tiles_the_video(corpus):
             assert first <= said_first < said_end <= end
             assert said_first / meta["fps"] == pytest.approx(seg["start"], abs=1e-3)
             assert seg["end"] <= said_end / meta["fps"] < seg["end"] + 1 / meta["fps"]
+
+
+def test_each_segment_has_a_background_of_its_own(corpus):
+    """Default --background segment: nothing in the picture but the digit ties it to its video."""
+    for name, meta in _sidecars(corpus).items():
+        assert meta["background"] == "segment"
+        frames = _frames(corpus / meta["video"], meta["fps"])
+        pictures, masks = [], []
+        for seg in meta["segments"]:
+            assert seg["background"] in ("plain", "gradient", "texture")
+            first, end = seg["frames"]
+            clip = frames[first:end]
+            assert np.abs(clip - clip[0]).mean(axis=(1, 2, 3)).max() < 3, name  # static
+            outside = np.ones(clip.shape[1:3], bool)  # background: away from the digit's patch
+            x0, y0, x1, y1 = seg["patch"]
+            outside[max(0, y0 - 2):y1 + 2, max(0, x0 - 2):x1 + 2] = False
+            pictures.append(clip[0])
+            masks.append(outside)
+        changes = [np.abs(a - b)[m & n].mean() for a, b, m, n in
+                   zip(pictures, pictures[1:], masks, masks[1:])]
+        assert min(changes) > 5, (name, changes)  # a new background at every segment
 
 
 def test_display_frames_boundaries_in_the_middle_of_gaps():

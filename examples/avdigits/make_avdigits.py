@@ -4,9 +4,11 @@ digit while it is spoken.
 
 Each video strings together utterances of ONE speaker with random silent gaps between them. While
 an utterance plays, the frame shows a handwritten digit (the UCI digits bundled with
-scikit-learn, upscaled) of the digit spoken, at a random position, size, slant and colour over
-the video's own static background (plain, gradient or smooth texture); between utterances the
-frame shows only the background. Utterance starts lie on the frame grid, so the frames that show a
+scikit-learn, upscaled) of the digit spoken, at a random position, size, slant and colour over a
+background (plain, gradient or smooth texture) drawn anew for each utterance (``--background
+segment``, the default; ``--background video`` keeps one static background per video, which lets
+a model tell videos, and so their speakers, apart by their look: a shortcut around the digits).
+With ``--display spoken`` the frame shows only the video's background between utterances. Utterance starts lie on the frame grid, so the frames that show a
 digit are exactly those covering its speech (plus at most one frame after it ends).
 
 Splits: speakers george, jackson, lucas, nicolas make ``train``; theo and yweweler make
@@ -40,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-FORMAT = "avdigits/3"
+FORMAT = "avdigits/4"
 TRAIN_SPEAKERS = ("george", "jackson", "lucas", "nicolas")
 HELDOUT_SPEAKERS = ("theo", "yweweler")
 SPLITS = ("train", "heldout")
@@ -116,6 +118,10 @@ class RenderConfig:
         middle of the gap after; the first from frame 0, the last to the end), so every frame
         shows the digit heard closest to it; ``"spoken"`` shows it only on the frames of the
         utterance itself, the background alone in the gaps.
+    background : str
+        ``"segment"`` (default): each utterance's frames get a background of their own, so the
+        picture says nothing about which video (speaker) it comes from; ``"video"``: one static
+        background for the whole video.
     """
 
     width: int = 256
@@ -127,9 +133,11 @@ class RenderConfig:
     max_angle: float = 12.0
     crf: int = 20
     display: str = "nearest"
+    background: str = "segment"
 
 
 DISPLAY_RULES = ("nearest", "spoken")
+BACKGROUND_MODES = ("segment", "video")
 
 
 # --------------------------------------------------------------------------------------- inputs
@@ -691,8 +699,10 @@ def render_video(plan, config):
         samples = fade(samples * (peak / (np.abs(samples).max() + 1e-9)), int(0.005 * sr))
         start = int(round(said[0] * sr / fps))
         audio[start:start + len(samples)] += samples
-        placed = place_digit(rng, images[image_index], background, config)
-        frames[first:end] = composite(background, placed)
+        behind, behind_kind = ((background, kind) if config.background == "video"
+                               else make_background(rng, config.height, config.width))
+        placed = place_digit(rng, images[image_index], behind, config)
+        frames[first:end] = composite(behind, placed)
         segments.append({
             "digit": rec.digit, "start": round(start / sr, 6),
             "end": round((start + len(samples)) / sr, 6), "frames": [first, end],
@@ -700,11 +710,12 @@ def render_video(plan, config):
             "shown_start": round(first / fps, 6), "shown_end": round(end / fps, 6),
             "box": placed["box"], "patch": placed["patch"], "recording": rec.name,
             "digit_image_index": image_index,
-            "colour": [round(float(c), 4) for c in placed["colour"]], "peak": round(peak, 4)})
+            "colour": [round(float(c), 4) for c in placed["colour"]], "peak": round(peak, 4),
+            "background": behind_kind})
     meta = {"format": FORMAT, "video": f"{plan.name}.mp4", "speaker": plan.speaker,
             "split": plan.split, "fps": fps, "width": config.width, "height": config.height,
             "n_frames": n_frames, "duration": round(n_frames / fps, 6), "audio_sr": sr,
-            "audio_channels": 1, "seed": plan.seed, "background": kind,
+            "audio_channels": 1, "seed": plan.seed, "background": config.background,
             "display": config.display,
             "noise_floor_dbfs": round(noise_db, 2), "segments": segments}
     return frames, np.clip(audio, -1, 1), meta
@@ -1077,6 +1088,9 @@ def build_parser():
                         help="nearest: each frame shows the digit heard nearest to it (default); "
                              "spoken: a digit is shown only while it is spoken, the background "
                              "alone in the gaps")
+    parser.add_argument("--background", choices=BACKGROUND_MODES, default="segment",
+                        help="segment: a new background for each utterance (default); video: "
+                             "one static background per video")
     parser.add_argument("--size", type=parse_size, default=(256, 256), metavar="N|WxH",
                         help="frame size in pixels (default 256)")
     parser.add_argument("--fps", type=int, default=10, help="frame rate (default 10)")
@@ -1162,6 +1176,7 @@ def main(argv=None):
     speakers = list(dict.fromkeys(args.speakers))
     config = RenderConfig(width=args.size[0], height=args.size[1], fps=args.fps,
                           audio_sr=args.audio_sr, gap=tuple(args.gap), display=args.display,
+                          background=args.background,
                           digit_scale=tuple(args.digit_scale), crf=args.crf)
     arguments = {**vars(args), "fsdd": str(Path(args.fsdd).resolve()),
                  "output": str(Path(args.output).resolve()), "size": list(args.size)}
