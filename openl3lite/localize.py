@@ -1,7 +1,7 @@
 """Where the sound is: correspondence maps of a trained L3-Net over the image and the spectrogram.
 
-L3-Net's audio-visual correspondence (AVC) model max-pools each trunk's last feature map to one
-vector per modality and classifies the concatenated pair with the fusion head (FC 128 ReLU, FC 2
+L3-Net's audio-visual correspondence (AVC) model max-pools each trunk's last feature map (conv4_2
+after its BN and ReLU) to one vector per modality and classifies the concatenated pair with the fusion head (FC 128 ReLU, FC 2
 softmax). Localisation applies the same trained fusion head to finer pairs:
 
 * **image map**: the audio vector (global max of the audio trunk's features of the 1-second window
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import OpenL3liteError
+from .network import pool4_activations
 
 SAMPLE_RATE = 48000
 WINDOW_SAMPLES = 48000
@@ -46,7 +47,7 @@ class AVCModel:
     ----------
     keras_model : keras.Model
         :func:`openl3lite.network.build_avc_model` layout: layers ``spectrogram``,
-        ``audio_trunk``, ``image_trunk`` and ``fusion``.
+        ``audio_trunk``, ``image_trunk``, ``audio_pool4``, ``image_pool4`` and ``fusion``.
     metadata : openl3lite.weights.ModelMetadata
     """
 
@@ -55,8 +56,12 @@ class AVCModel:
 
     def part(self, name):
         """The sub-model or layer ``name`` (``spectrogram``, ``audio_trunk``, ``image_trunk``,
-        ``fusion``)."""
+        ``audio_pool4``, ``image_pool4``, ``fusion``)."""
         return self.keras_model.get_layer(name)
+
+
+#: The parts of a model file the AVC network needs.
+AVC_PARTS = ("audio", "image", "audio_pool4", "image_pool4", "fusion")
 
 
 def load_avc_model(path):
@@ -86,19 +91,23 @@ def load_avc_model(path):
             "localisation needs a model file written by `l3embed export` (audio, image and "
             "fusion parts)")
     metadata, parts = weights.read_model_file(path)
-    missing = [p for p in ("audio", "image", "fusion") if p not in parts]
+    missing = [p for p in AVC_PARTS if p not in parts]
     if missing:
         raise OpenL3liteError(
             f"{path}: holds no {' and no '.join(missing)} part; localisation needs the audio "
-            "and image subnetworks and the fusion head, as `l3embed export` writes them")
+            "and image subnetworks, their pool4 stages and the fusion head, as `l3embed export` "
+            "writes them (files exported before pool4 had BN and ReLU must be exported again)")
     channels = metadata.embedding_channels
-    audio_trunk = network.build_audio_trunk(metadata.input_repr, metadata.width, channels)
-    image_trunk = network.build_image_trunk(metadata.width, channels)
-    fusion = network.build_fusion_head(channels)
-    for part, model in (("audio", audio_trunk), ("image", image_trunk), ("fusion", fusion)):
+    built = {"audio": network.build_audio_trunk(metadata.input_repr, metadata.width, channels),
+             "image": network.build_image_trunk(metadata.width, channels),
+             "audio_pool4": network.build_pool4("audio", channels),
+             "image_pool4": network.build_pool4("image", channels),
+             "fusion": network.build_fusion_head(channels)}
+    for part, model in built.items():
         weights.assign_named_weights(model, parts[part], path, part)
-    keras_model = network.build_avc_model(metadata.input_repr, metadata.width, audio_trunk,
-                                          image_trunk, fusion)
+    keras_model = network.build_avc_model(
+        metadata.input_repr, metadata.width, built["audio"], built["image"], built["fusion"],
+        built["audio_pool4"], built["image_pool4"])
     return AVCModel(keras_model, metadata)
 
 
@@ -409,11 +418,14 @@ def correspondence_maps(model, images, windows, batch_size=8):
     image_trunk = _fully_convolutional(model.part("image_trunk"))
     audio_trunk, spectrogram = model.part("audio_trunk"), model.part("spectrogram")
     fusion = fusion_arrays(model.part("fusion"))
+    audio_pool4, image_pool4 = model.part("audio_pool4"), model.part("image_pool4")
     parts = {"image_logit": [], "audio_logit": [], "pair_logit": [], "spectrogram": []}
     for start in range(0, len(images), batch_size):
         spec = spectrogram(windows[start:start + batch_size])
-        audio_features = keras.ops.convert_to_numpy(audio_trunk(spec))
-        image_features = keras.ops.convert_to_numpy(image_trunk(images[start:start + batch_size]))
+        # conv4_2 after its BN and ReLU: the positions pool4 takes the maximum of
+        audio_features = pool4_activations(audio_pool4, audio_trunk(spec))
+        image_features = pool4_activations(image_pool4,
+                                           image_trunk(images[start:start + batch_size]))
         audio_vec = audio_features.max(axis=(1, 2), keepdims=True)  # (b, 1, 1, C)
         image_vec = image_features.max(axis=(1, 2), keepdims=True)
         parts["image_logit"].append(correspondence_logits(audio_vec, image_features, fusion))

@@ -14,6 +14,10 @@ followed by ReLU *then* BN (as in OpenL3) and pools use "same" padding.
 ``width`` scales the filters of every conv except the embedding conv, which keeps
 ``embedding_channels`` (512) filters so that embedding sizes stay OpenL3's (6144 / 512 audio,
 8192 / 512 image) for every width.
+
+AVC network (training): each trunk -> pool4 (conv4_2's BN and ReLU, then a max over all
+positions, as in the paper) -> 512-D vector; concat -> fusion head FC 128 ReLU -> FC 2 softmax.
+Embeddings are taken before that BN and ReLU, as OpenL3 takes them.
 """
 
 import keras
@@ -254,12 +258,59 @@ def build_fusion_head(embedding_channels=EMBEDDING_CHANNELS):
     return keras.Model(inputs, outputs, name="fusion")
 
 
+def build_pool4(modality, embedding_channels=EMBEDDING_CHANNELS):
+    """The end of the paper's 4th block for the AVC task: conv4_2's BatchNorm and ReLU, then a
+    max-pool over all positions (pool4).
+
+    The trunks stop at conv4_2's output (OpenL3's embedding layer, before BN and ReLU); in the
+    AVC network, as in the paper, BN and ReLU follow it before the global pool. Without them the
+    pooled vectors barely differ between inputs and the fusion head's units die early in
+    training.
+
+    Parameters
+    ----------
+    modality : str
+        ``audio`` or ``image`` (names the model ``<modality>_pool4``).
+    embedding_channels : int
+
+    Returns
+    -------
+    keras.Model
+        (batch, rows, cols, C) -> (batch, C); layers ``bn4_2``, ``relu4_2``, ``pool4``.
+    """
+    inputs = keras.Input((None, None, embedding_channels), name=f"{modality}_conv4_2")
+    x = layers.BatchNormalization(name="bn4_2")(inputs)
+    x = layers.ReLU(name="relu4_2")(x)
+    outputs = layers.GlobalMaxPooling2D(name="pool4")(x)
+    return keras.Model(inputs, outputs, name=f"{modality}_pool4")
+
+
+def pool4_activations(pool4, features):
+    """conv4_2's BN and ReLU (inference mode) at every position of a feature map: what pool4
+    takes the maximum of.
+
+    Parameters
+    ----------
+    pool4 : keras.Model
+        From :func:`build_pool4`.
+    features : array-like, float32, shape (batch, rows, cols, C)
+        A trunk's output.
+
+    Returns
+    -------
+    np.ndarray, float32, shape (batch, rows, cols, C)
+    """
+    x = pool4.get_layer("bn4_2")(features, training=False)
+    return keras.ops.convert_to_numpy(pool4.get_layer("relu4_2")(x))
+
+
 def build_avc_model(input_repr="mel256", width=1.0, audio_trunk=None, image_trunk=None,
-                    fusion=None):
+                    fusion=None, audio_pool4=None, image_pool4=None):
     """The full L3-Net for the audio-visual correspondence task.
 
-    Each trunk's feature map is max-pooled over all positions (the paper's pool4) to a
-    512-D vector; the fusion head classifies the concatenated pair.
+    Each trunk's conv4_2 output goes through BN and ReLU and is max-pooled over all positions
+    (the paper's pool4, :func:`build_pool4`) to a 512-D vector; the fusion head classifies the
+    concatenated pair.
 
     Parameters
     ----------
@@ -267,7 +318,7 @@ def build_avc_model(input_repr="mel256", width=1.0, audio_trunk=None, image_trun
         Audio input representation.
     width : float
         Width multiplier of both trunks.
-    audio_trunk, image_trunk, fusion : keras.Model, optional
+    audio_trunk, image_trunk, fusion, audio_pool4, image_pool4 : keras.Model, optional
         Existing parts to reuse.
 
     Returns
@@ -280,12 +331,15 @@ def build_avc_model(input_repr="mel256", width=1.0, audio_trunk=None, image_trun
         raise ValueError(f"unknown input_repr {input_repr!r}")
     audio_trunk = audio_trunk or build_audio_trunk(input_repr, width)
     image_trunk = image_trunk or build_image_trunk(width)
-    fusion = fusion or build_fusion_head(audio_trunk.output_shape[-1])
+    channels = audio_trunk.output_shape[-1]
+    fusion = fusion or build_fusion_head(channels)
+    audio_pool4 = audio_pool4 or build_pool4("audio", channels)
+    image_pool4 = image_pool4 or build_pool4("image", image_trunk.output_shape[-1])
     audio_in = keras.Input((48000,), name="audio")
     image_in = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
     spectrogram = Spectrogram(input_repr, name="spectrogram")(audio_in)
-    audio_vec = layers.GlobalMaxPooling2D(name="audio_pool4")(audio_trunk(spectrogram))
-    image_vec = layers.GlobalMaxPooling2D(name="image_pool4")(image_trunk(image_in))
+    audio_vec = audio_pool4(audio_trunk(spectrogram))
+    image_vec = image_pool4(image_trunk(image_in))
     joint = layers.Concatenate(name="audio_image_vector")([audio_vec, image_vec])
     outputs = fusion(joint)
     return keras.Model({"audio": audio_in, "image": image_in}, outputs, name="l3net_avc")

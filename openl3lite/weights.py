@@ -190,7 +190,8 @@ def save_model_file(path, parts, metadata):
     path : str or os.PathLike
         Destination (``.h5``).
     parts : dict of str -> keras.Model
-        Any of ``audio``, ``image``, ``fusion``.
+        Any of ``audio``, ``image`` (trunks), ``audio_pool4``, ``image_pool4`` (conv4_2's BN of
+        the AVC network) and ``fusion`` (AVC head).
     metadata : ModelMetadata
     """
     h5py = _h5py()

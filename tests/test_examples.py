@@ -69,7 +69,7 @@ def test_train_tiny_writes_a_run_and_a_model_file(trained):
     assert (trained / "dataset" / "manifest.json").is_file()
     assert (trained / "run" / "metrics.csv").is_file()
     metadata, parts = read_model_file(trained / "model.h5")
-    assert set(parts) == {"audio", "image", "fusion"}
+    assert set(parts) == {"audio", "image", "audio_pool4", "image_pool4", "fusion"}
     assert metadata.width == 0.0625 and metadata.extra["training_steps"] == 2
 
 

@@ -37,11 +37,19 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model():
-    return localize.random_avc_model("mel128", WIDTH, seed=1)
+    avc = localize.random_avc_model("mel128", WIDTH, seed=1)
+    rng = np.random.default_rng(7)
+    for part in ("audio_pool4", "image_pool4"):  # as after training: not the identity-like init
+        bn = avc.part(part).get_layer("bn4_2")
+        gamma, beta, mean, var = bn.get_weights()
+        bn.set_weights([rng.uniform(0.5, 2, gamma.shape), rng.normal(0, 0.5, beta.shape),
+                        rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 2, var.shape)])
+    return avc
 
 
-def _save(model, path, parts=("audio", "image", "fusion")):
-    layers = {"audio": "audio_trunk", "image": "image_trunk", "fusion": "fusion"}
+def _save(model, path, parts=localize.AVC_PARTS):
+    layers = {"audio": "audio_trunk", "image": "image_trunk", "fusion": "fusion",
+              "audio_pool4": "audio_pool4", "image_pool4": "image_pool4"}
     weights.save_model_file(path, {p: model.part(layers[p]) for p in parts}, model.metadata)
     return path
 
@@ -117,10 +125,13 @@ def test_maps_agree_with_the_avc_model(model):
     assert maps.spectrogram.shape == (3, 128, 199)
     expected = model.keras_model.predict({"audio": windows, "image": images}, verbose=0)[:, 1]
     np.testing.assert_allclose(localize.probability(maps.pair_logit), expected, atol=1e-5)
-    # the image map pairs the pooled audio vector with each position's own features
-    features = np.asarray(model.part("image_trunk")(images))
+    # the image map pairs the pooled audio vector with each position's own features (both
+    # after conv4_2's BN and ReLU, which pool4 takes the maximum of)
+    features = network.pool4_activations(model.part("image_pool4"),
+                                         model.part("image_trunk")(images))
     spec = model.part("spectrogram")(windows)
-    audio_vec = np.asarray(model.part("audio_trunk")(spec)).max(axis=(1, 2))
+    audio_vec = network.pool4_activations(model.part("audio_pool4"),
+                                          model.part("audio_trunk")(spec)).max(axis=(1, 2))
     joint = np.concatenate([audio_vec[0], features[0, 5, 7]])[None].astype(np.float32)
     p = model.part("fusion").predict(joint, verbose=0)[0, 1]
     assert localize.probability(maps.image_logit[0, 5, 7]) == pytest.approx(p, abs=1e-5)

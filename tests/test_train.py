@@ -275,3 +275,17 @@ def test_train_with_in_batch_negatives_resume_and_export(dataset, tmp_path):
     emb, ts = openl3lite.get_audio_embedding(np.sin(np.arange(16000) / 3.0), 16000,
                                              model=audio_model, verbose=False)
     assert emb.shape == (len(ts), 512) and np.all(np.isfinite(emb))
+
+
+def test_training_starts_every_pair_at_one_half(dataset):
+    """The fusion head's output layer starts at zero (random trunks and hidden layer)."""
+    from openl3lite.training.sampling import PairSampler
+    from openl3lite.training.train import TrainConfig, build_models
+
+    config = TrainConfig(dataset_dir=dataset, width=0.0625, negatives="in-batch")
+    train_model, avc_model = build_models(config)
+    inputs, labels = PairSampler(dataset, batch_size=4, seed=2).sample_batch(0)
+    np.testing.assert_allclose(np.asarray(avc_model.predict_on_batch(inputs)), 0.5, atol=1e-7)
+    hidden = avc_model.get_layer("fusion").get_layer("fusion_fc1").get_weights()[0]
+    assert hidden.std() > 0.01  # only the output layer starts at zero
+    assert train_model.output_shape == (None, None, 2)

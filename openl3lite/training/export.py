@@ -1,4 +1,5 @@
-"""Export a trained AVC model as an openl3lite model file (audio trunk, image trunk, fusion head).
+"""Export a trained AVC model as an openl3lite model file (audio and image trunks, their pool4
+stages, fusion head).
 
 The file is what ``openl3lite.load_audio_embedding_model_from_path``,
 ``load_image_embedding_model_from_path`` and the CLI's ``--model`` read. After writing, the file
@@ -13,6 +14,11 @@ import numpy as np
 from ..errors import OpenL3liteError
 from ..weights import ModelMetadata, save_model_file
 
+#: (part in the model file, layer of the AVC model): both trunks, their pool4 stages (conv4_2's
+#: BN and ReLU, which the AVC network applies before pooling) and the fusion head.
+EXPORTED_PARTS = (("audio", "audio_trunk"), ("image", "image_trunk"),
+                  ("audio_pool4", "audio_pool4"), ("image_pool4", "image_pool4"),
+                  ("fusion", "fusion"))
 #: Largest absolute difference allowed between trained and reloaded features (float32 round-off).
 VERIFY_ATOL = 1e-4
 
@@ -93,8 +99,7 @@ def export_model(run_dir_or_checkpoint, out_path, name, extra=None):
                              width=float(config["width"]), frontend="kapre",
                              image_scaling="symmetric", content_type=None,
                              extra=training_details(state, extra))
-    parts = {part: model.get_layer(layer) for part, layer in
-             (("audio", "audio_trunk"), ("image", "image_trunk"), ("fusion", "fusion"))}
+    parts = {part: model.get_layer(layer) for part, layer in EXPORTED_PARTS}
     out_path = os.fspath(out_path)
     save_model_file(out_path, parts, metadata)
     verify_export(out_path, model)
