@@ -1,8 +1,8 @@
 """Where the sound is: correspondence maps of a trained L3-Net over the image and the spectrogram.
 
 L3-Net's audio-visual correspondence (AVC) model max-pools each trunk's last feature map (conv4_2
-after its BN and ReLU) to one vector per modality and classifies the concatenated pair with the fusion head (FC 128 ReLU, FC 2
-softmax). Localisation applies the same trained fusion head to finer pairs:
+after its BN and ReLU) to one vector per modality and classifies the concatenated pair with the fusion head (FC 128 BN ReLU,
+FC 2 softmax). Localisation applies the same trained fusion head to finer pairs:
 
 * **image map**: the audio vector (global max of the audio trunk's features of the 1-second window
   around a frame) paired with *each spatial position's* feature vector of the image trunk, instead
@@ -139,19 +139,26 @@ def random_avc_model(input_repr="mel128", width=0.25, seed=0):
 
 
 def fusion_arrays(fusion):
-    """The fusion head's weights as numpy arrays.
+    """The fusion head's weights as numpy arrays, its BatchNorm (inference mode) folded into the
+    first layer.
 
     Parameters
     ----------
     fusion : keras.Model
-        :func:`openl3lite.network.build_fusion_head` (layers ``fusion_fc1``, ``fusion_fc2``).
+        :func:`openl3lite.network.build_fusion_head` (layers ``fusion_fc1``, ``fusion_bn1``,
+        ``fusion_fc2``).
 
     Returns
     -------
     tuple of np.ndarray, float32
-        ``(w1 (2C, 128), b1 (128,), w2 (128, 2), b2 (2,))`` with C the embedding channels.
+        ``(w1 (2C, 128), b1 (128,), w2 (128, 2), b2 (2,))`` with C the embedding channels: the
+        head is ``softmax(relu(x @ w1 + b1) @ w2 + b2)``.
     """
-    w1, b1 = fusion.get_layer("fusion_fc1").get_weights()
+    w1, b1 = (np.asarray(a, np.float64) for a in fusion.get_layer("fusion_fc1").get_weights())
+    bn = fusion.get_layer("fusion_bn1")
+    gamma, beta, mean, var = (np.asarray(a, np.float64) for a in bn.get_weights())
+    scale = gamma / np.sqrt(var + bn.epsilon)
+    w1, b1 = w1 * scale, (b1 - mean) * scale + beta
     w2, b2 = fusion.get_layer("fusion_fc2").get_weights()
     return tuple(np.asarray(a, np.float32) for a in (w1, b1, w2, b2))
 

@@ -16,7 +16,8 @@ followed by ReLU *then* BN (as in OpenL3) and pools use "same" padding.
 8192 / 512 image) for every width.
 
 AVC network (training): each trunk -> pool4 (conv4_2's BN and ReLU, then a max over all
-positions, as in the paper) -> 512-D vector; concat -> fusion head FC 128 ReLU -> FC 2 softmax.
+positions, as in the paper) -> 512-D vector; concat -> fusion head FC 128 BN ReLU -> FC 2
+softmax (the BN is ours, see :func:`build_fusion_head`).
 Embeddings are taken before that BN and ReLU, as OpenL3 takes them.
 """
 
@@ -245,7 +246,13 @@ def build_image_embedding_model(embedding_size=8192, width=1.0, trunk=None):
 
 
 def build_fusion_head(embedding_channels=EMBEDDING_CHANNELS):
-    """The paper's fusion head: concat(audio 512, image 512) -> FC 128 ReLU -> FC 2 softmax.
+    """The fusion head: concat(audio 512, image 512) -> FC 128 -> BN -> ReLU -> FC 2 softmax.
+
+    The paper's head is FC 128 ReLU FC 2; the BatchNorm between FC 128 and its ReLU is ours. Its
+    inputs are max-pooled ReLU outputs, all positive with a large common part, so without it most
+    hidden units are inactive for every input from the start and training kills the rest
+    (measured at width 0.125: 105 of 128 units dead after 200 steps, AVC at chance); with it each
+    unit stays active for part of every batch.
 
     Returns
     -------
@@ -253,7 +260,9 @@ def build_fusion_head(embedding_channels=EMBEDDING_CHANNELS):
         (batch, 2 * embedding_channels) -> (batch, 2) probabilities; index 1 = "corresponds".
     """
     inputs = keras.Input((2 * embedding_channels,), name="audio_image_vector")
-    x = layers.Dense(128, activation="relu", name="fusion_fc1")(inputs)
+    x = layers.Dense(128, name="fusion_fc1")(inputs)
+    x = layers.BatchNormalization(name="fusion_bn1")(x)
+    x = layers.ReLU(name="fusion_relu1")(x)
     outputs = layers.Dense(2, activation="softmax", name="fusion_fc2")(x)
     return keras.Model(inputs, outputs, name="fusion")
 

@@ -64,6 +64,9 @@ def model_file(model, tmp_path_factory):
 def test_logits_are_the_fusion_heads_output():
     fusion = network.build_fusion_head(16)
     rng = np.random.default_rng(0)
+    bn = fusion.get_layer("fusion_bn1")  # trained-like statistics, to check they are folded in
+    bn.set_weights([rng.uniform(0.5, 2, 128), rng.normal(0, 0.5, 128), rng.normal(0, 0.3, 128),
+                    rng.uniform(0.2, 2, 128)])
     audio, image = rng.normal(size=(5, 16)), rng.normal(size=(5, 16))
     expected = fusion.predict(np.concatenate([audio, image], 1).astype(np.float32), verbose=0)
     logits = localize.correspondence_logits(audio, image, localize.fusion_arrays(fusion))
