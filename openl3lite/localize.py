@@ -1,8 +1,9 @@
 """Where the sound is: correspondence maps of a trained L3-Net over the image and the spectrogram.
 
 L3-Net's audio-visual correspondence (AVC) model max-pools each trunk's last feature map (conv4_2
-after its BN and ReLU) to one vector per modality and classifies the concatenated pair with the fusion head (FC 128 BN ReLU,
-FC 2 softmax). Localisation applies the same trained fusion head to finer pairs:
+after its BN and ReLU) to one vector per modality and classifies the concatenated pair with the
+fusion head (FC 128 BN ReLU, FC 2 softmax). Localisation applies the same trained fusion head to
+finer pairs:
 
 * **image map**: the audio vector (global max of the audio trunk's features of the 1-second window
   around a frame) paired with *each spatial position's* feature vector of the image trunk, instead
@@ -60,10 +61,6 @@ class AVCModel:
         return self.keras_model.get_layer(name)
 
 
-#: The parts of a model file the AVC network needs.
-AVC_PARTS = ("audio", "image", "audio_pool4", "image_pool4", "fusion")
-
-
 def load_avc_model(path):
     """Load an AVC model (both trunks and the fusion head) from an openl3lite model file.
 
@@ -91,7 +88,7 @@ def load_avc_model(path):
             "localisation needs a model file written by `l3embed export` (audio, image and "
             "fusion parts)")
     metadata, parts = weights.read_model_file(path)
-    missing = [p for p in AVC_PARTS if p not in parts]
+    missing = [p for p in weights.AVC_PARTS if p not in parts]
     if missing:
         raise OpenL3liteError(
             f"{path}: holds no {' and no '.join(missing)} part; localisation needs the audio "

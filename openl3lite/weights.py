@@ -182,6 +182,13 @@ def assign_positional_weights(model, layer_weights, source):
         layer.set_weights(arrays)
 
 
+#: The parts of a full model file (``l3embed export``) and the layer of the AVC model
+#: (:func:`openl3lite.network.build_avc_model`) each holds: both trunks, their pool4 stages
+#: (conv4_2's BN and ReLU, which the AVC network applies before pooling) and the fusion head.
+AVC_PARTS = {"audio": "audio_trunk", "image": "image_trunk", "audio_pool4": "audio_pool4",
+             "image_pool4": "image_pool4", "fusion": "fusion"}
+
+
 def save_model_file(path, parts, metadata):
     """Write our model file atomically.
 

@@ -47,10 +47,9 @@ def model():
     return avc
 
 
-def _save(model, path, parts=localize.AVC_PARTS):
-    layers = {"audio": "audio_trunk", "image": "image_trunk", "fusion": "fusion",
-              "audio_pool4": "audio_pool4", "image_pool4": "image_pool4"}
-    weights.save_model_file(path, {p: model.part(layers[p]) for p in parts}, model.metadata)
+def _save(model, path, parts=tuple(weights.AVC_PARTS)):
+    weights.save_model_file(path, {p: model.part(weights.AVC_PARTS[p]) for p in parts},
+                            model.metadata)
     return path
 
 

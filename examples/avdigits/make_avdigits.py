@@ -8,8 +8,10 @@ scikit-learn, upscaled) of the digit spoken, at a random position, size, slant a
 background (plain, gradient or smooth texture) drawn anew for each utterance (``--background
 segment``, the default; ``--background video`` keeps one static background per video, which lets
 a model tell videos, and so their speakers, apart by their look: a shortcut around the digits).
-With ``--display spoken`` the frame shows only the video's background between utterances. Utterance starts lie on the frame grid, so the frames that show a
-digit are exactly those covering its speech (plus at most one frame after it ends).
+By default (``--display nearest``) every frame shows the digit heard nearest to it. With
+``--display spoken`` the frame shows only the background between utterances, and as utterance
+starts lie on the frame grid, the frames that show a digit are exactly those covering its speech
+(plus at most one frame after it ends).
 
 Splits: speakers george, jackson, lucas, nicolas make ``train``; theo and yweweler make
 ``heldout`` (never used for training). The 1797 digit images are split the same way, into two

@@ -12,13 +12,8 @@ import os
 import numpy as np
 
 from ..errors import OpenL3liteError
-from ..weights import ModelMetadata, save_model_file
+from ..weights import AVC_PARTS, ModelMetadata, save_model_file
 
-#: (part in the model file, layer of the AVC model): both trunks, their pool4 stages (conv4_2's
-#: BN and ReLU, which the AVC network applies before pooling) and the fusion head.
-EXPORTED_PARTS = (("audio", "audio_trunk"), ("image", "image_trunk"),
-                  ("audio_pool4", "audio_pool4"), ("image_pool4", "image_pool4"),
-                  ("fusion", "fusion"))
 #: Largest absolute difference allowed between trained and reloaded features (float32 round-off).
 VERIFY_ATOL = 1e-4
 
@@ -38,8 +33,9 @@ def training_details(state, extra=None):
     dict
         ``training_steps``, ``batch_size``, ``learning_rate``, ``weight_decay``, ``optimizer``,
         ``seed``, ``negatives``, ``dataset_dir``, ``heldout_dir``, ``final_val_loss``,
-        ``final_val_avc_acc``, ``final_heldout_avc_acc`` (None when not measured), ``train_time_s``, ``backend``,
-        ``keras_version``, ``exported`` (UTC date), plus ``extra``.
+        ``final_val_avc_acc``, ``final_heldout_avc_acc`` (None when not measured),
+        ``train_time_s``, ``backend``, ``keras_version``, ``exported`` (UTC date), plus
+        ``extra``.
     """
     import keras
 
@@ -99,7 +95,7 @@ def export_model(run_dir_or_checkpoint, out_path, name, extra=None):
                              width=float(config["width"]), frontend="kapre",
                              image_scaling="symmetric", content_type=None,
                              extra=training_details(state, extra))
-    parts = {part: model.get_layer(layer) for part, layer in EXPORTED_PARTS}
+    parts = {part: model.get_layer(layer) for part, layer in AVC_PARTS.items()}
     out_path = os.fspath(out_path)
     save_model_file(out_path, parts, metadata)
     verify_export(out_path, model)

@@ -180,61 +180,71 @@ class PairSampler:
         inputs : dict
             ``audio`` float32 (B, 48000) at 48 kHz, ``image`` float32 (B, 224, 224, 3) in
             [-1, 1].
-        labels : np.ndarray, int32, shape (B,)
+        labels : np.ndarray, int32
+            Shape (B,), 1 for corresponding pairs; with ``negatives="in-batch"`` the (B, B) grid
+            of :func:`pair_grid_labels` (every pair of the batch corresponds).
         infos : list of PairInfo, only if ``return_info``
         """
-        if self.negatives == "in-batch":
-            return self._sample_positive_batch(k, return_info)
         rng = np.random.default_rng([self.seed, k])
         n = self.batch_size
-        labels = np.zeros(n, np.int32)
-        labels[: n // 2] = 1
-        rng.shuffle(labels)
-        audio = np.empty((n, CLIP_SAMPLES), np.float32)
-        images = np.empty((n, CROP, CROP, 3), np.float32)
-        infos = []
-        for i, label in enumerate(labels):
+        if self.negatives == "in-batch":
+            n_videos = len(self.video_ids)
+            rounds = -(-n // n_videos)  # each video once per round: distinct videos when possible
+            picks = np.concatenate([rng.permutation(n_videos) for _ in range(rounds)])[:n]
+            labels = pair_grid_labels(picks)
+            plans = self._positive_plans(picks, rng)
+        else:
+            labels = np.zeros(n, np.int32)
+            labels[: n // 2] = 1
+            rng.shuffle(labels)
+            plans = self._sampled_plans(labels, rng)
+        inputs, infos = self._render(plans, rng)
+        return (inputs, labels, infos) if return_info else (inputs, labels)
+
+    def _sampled_plans(self, labels, rng):
+        """The paper's pairs, one per label: (frame video, frame index, clip video, clip start,
+        label), drawn lazily so that they interleave with the rendering's draws from ``rng``."""
+        for label in labels:
             frame_vid = self.video_ids[rng.integers(len(self.video_ids))]
-            record = self.records[frame_vid]
-            index = int(rng.integers(record.n_frames))
-            frame_time = record.frame_times_s[index]
+            index = int(rng.integers(self.records[frame_vid].n_frames))
             if label:
+                frame_time = self.records[frame_vid].frame_times_s[index]
                 clip_vid, start = frame_vid, self._random_clip_start(frame_vid, rng, frame_time)
             else:
                 other = int(rng.integers(len(self.video_ids) - 1))
                 other += other >= self.video_ids.index(frame_vid)
                 clip_vid = self.video_ids[other]
                 start = self._random_clip_start(clip_vid, rng)
+            yield frame_vid, index, clip_vid, start, int(label)
+
+    def _positive_plans(self, picks, rng):
+        """A corresponding pair from each picked video (index into ``video_ids``), as
+        :meth:`_sampled_plans` yields them."""
+        for pick in picks:
+            vid = self.video_ids[pick]
+            index = int(rng.integers(self.records[vid].n_frames))
+            start = self._random_clip_start(vid, rng, self.records[vid].frame_times_s[index])
+            yield vid, index, vid, start, 1
+
+    def _render(self, plans, rng):
+        """Cut and augment each planned pair: its clip (with gain jitter) and its frame.
+
+        Returns
+        -------
+        inputs : dict
+            ``audio`` float32 (B, 48000), ``image`` float32 (B, 224, 224, 3).
+        infos : list of PairInfo
+        """
+        audio = np.empty((self.batch_size, CLIP_SAMPLES), np.float32)
+        images = np.empty((self.batch_size, CROP, CROP, 3), np.float32)
+        infos = []
+        for i, (frame_vid, index, clip_vid, start, label) in enumerate(plans):
             gain = rng.uniform(0.9, 1.1) if self.augment else 1.0
             audio[i] = self._clip(clip_vid, start, gain)
             images[i] = self._image(self._open(frame_vid)[1][index], rng)
-            infos.append(PairInfo(frame_vid, clip_vid, frame_time, start, int(label)))
-        inputs = {"audio": audio, "image": images}
-        return (inputs, labels, infos) if return_info else (inputs, labels)
-
-    def _sample_positive_batch(self, k, return_info):
-        """Batch ``k`` of the in-batch mode: B positive pairs and their (B, B) label grid."""
-        rng = np.random.default_rng([self.seed, k])
-        n = self.batch_size
-        n_videos = len(self.video_ids)
-        rounds = -(-n // n_videos)  # each video once per round: distinct videos when possible
-        picks = np.concatenate([rng.permutation(n_videos) for _ in range(rounds)])[:n]
-        audio = np.empty((n, CLIP_SAMPLES), np.float32)
-        images = np.empty((n, CROP, CROP, 3), np.float32)
-        infos = []
-        for i, pick in enumerate(picks):
-            vid = self.video_ids[pick]
-            record = self.records[vid]
-            index = int(rng.integers(record.n_frames))
-            frame_time = record.frame_times_s[index]
-            start = self._random_clip_start(vid, rng, frame_time)
-            gain = rng.uniform(0.9, 1.1) if self.augment else 1.0
-            audio[i] = self._clip(vid, start, gain)
-            images[i] = self._image(self._open(vid)[1][index], rng)
-            infos.append(PairInfo(vid, vid, frame_time, start, 1))
-        labels = pair_grid_labels(picks)
-        inputs = {"audio": audio, "image": images}
-        return (inputs, labels, infos) if return_info else (inputs, labels)
+            frame_time = self.records[frame_vid].frame_times_s[index]
+            infos.append(PairInfo(frame_vid, clip_vid, frame_time, start, label))
+        return {"audio": audio, "image": images}, infos
 
 
 def pair_grid_labels(video_index):
