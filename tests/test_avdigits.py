@@ -298,3 +298,48 @@ def test_clear_errors(tmp_path, capsys):
         mk.main(["--fsdd", str(tmp_path / "empty"), "-o", str(tmp_path / "out"),
                  "--size", "100x63"])
     assert "must be even" in capsys.readouterr().err
+
+
+def test_font_glyphs_show_the_right_digits():
+    """Typeset digits look like the handwritten ones of the same label: a classifier trained on
+    the UCI digits reads the (downscaled) font digits far above chance (10%)."""
+    from skimage.transform import resize
+    from sklearn.linear_model import LogisticRegression
+
+    handwritten, labels = mk.load_digit_images("handwritten")
+    fonts, font_labels = mk.load_digit_images("fonts")
+    assert fonts.shape == (10 * len(mk.DIGIT_FONTS), mk.GLYPH_SIZE, mk.GLYPH_SIZE)
+    assert 0 <= fonts.min() and fonts.max() <= 1
+    assert np.array_equal(np.bincount(font_labels), np.full(10, len(mk.DIGIT_FONTS)))
+    small = np.stack([resize(f, (8, 8), anti_aliasing=True) for f in fonts])
+    reader = LogisticRegression(max_iter=2000).fit(handwritten.reshape(len(handwritten), -1),
+                                                   labels)
+    assert (reader.predict(small.reshape(len(small), -1)) == font_labels).mean() > 0.5
+    # Each font's glyphs are split between train and heldout like the handwritten images.
+    split = mk.digit_image_split(font_labels)
+    for digit in range(10):
+        assert len(split["train"][digit]) == len(split["heldout"][digit]) == 8
+        assert not set(split["train"][digit]) & set(split["heldout"][digit])
+    with pytest.raises(mk.AVDigitsError, match="glyph set"):
+        mk.load_digit_images("graffiti")
+
+
+def test_font_corpus_and_clips(fsdd, tmp_path):
+    out = tmp_path / "fonts"
+    assert mk.main(["--fsdd", str(fsdd), "-o", str(out), "--glyphs", "fonts",
+                    "--export-clips", str(tmp_path / "clips"), "--export-max-images", "1",
+                    *TINY]) == 0
+    summary = json.loads((out / "corpus.json").read_text())
+    assert summary["render"]["glyphs"] == "fonts" and "fonts" in summary["licences"]
+    _, labels = mk.load_digit_images("fonts")
+    split = mk.digit_image_split(labels)
+    for meta in _sidecars(out).values():
+        for seg in meta["segments"]:
+            assert labels[seg["digit_image_index"]] == seg["digit"]
+            assert seg["digit_image_index"] in set(split[meta["split"]][seg["digit"]])
+    with open(tmp_path / "clips" / "clips.csv") as f:
+        images = [row for row in csv.DictReader(f) if row["kind"] == "image"]
+    assert len(images) == 20
+    for row in images:
+        _, font, digit = row["source"].split(":")
+        assert font in mk.DIGIT_FONTS and int(digit) == int(row["label"])

@@ -22,9 +22,13 @@ Usage::
 
     python examples/avdigits/make_avdigits.py --fsdd ../shared/data/fsdd -o /tmp/avdigits
 
+``--glyphs fonts`` draws crisp digits typeset in 16 fonts bundled with matplotlib instead of the
+handwritten ones (split into train / heldout halves the same way).
+
 Licences: FSDD recordings are CC BY-SA 4.0 (FSDD contributors); the UCI ML hand-written digits
-(scikit-learn's ``load_digits``) are CC BY 4.0. The generated corpus is a derivative of both and
-is shared under CC BY-SA 4.0.
+(scikit-learn's ``load_digits``) are CC BY 4.0; the DejaVu fonts are under the Bitstream Vera /
+DejaVu licence and the STIX fonts under the SIL Open Font License 1.1. The generated corpus is a
+derivative of these and is shared under CC BY-SA 4.0.
 """
 
 import argparse
@@ -55,6 +59,8 @@ LICENCES = {
             "(https://github.com/Jakobovski/free-spoken-digit-dataset)",
     "digits": "UCI ML hand-written digits (Alpaydin & Kaynak 1998) as bundled with scikit-learn "
               "(sklearn.datasets.load_digits), CC BY 4.0",
+    "fonts": "with --glyphs fonts: digits typeset in the DejaVu fonts (Bitstream Vera / DejaVu "
+             "licence) and STIX fonts (SIL Open Font License 1.1) shipped with matplotlib",
     "corpus": "derived from both; share under CC BY-SA 4.0 with both attributions",
 }
 _NAME = re.compile(r"^(\d)_([A-Za-z]+)_(\d+)\.wav$")
@@ -124,6 +130,10 @@ class RenderConfig:
         ``"segment"`` (default): each utterance's frames get a background of their own, so the
         picture says nothing about which video (speaker) it comes from; ``"video"``: one static
         background for the whole video.
+    glyphs : str
+        Which digit pictures: ``"handwritten"`` (default, the UCI 8x8 digits, upscaled) or
+        ``"fonts"`` (crisp digits typeset in the DejaVu and STIX fonts shipped with
+        matplotlib; see :func:`load_font_digits`).
     """
 
     width: int = 256
@@ -136,10 +146,21 @@ class RenderConfig:
     crf: int = 20
     display: str = "nearest"
     background: str = "segment"
+    glyphs: str = "handwritten"
 
 
 DISPLAY_RULES = ("nearest", "spoken")
 BACKGROUND_MODES = ("segment", "video")
+GLYPH_SETS = ("handwritten", "fonts")
+#: Font files (in matplotlib's mpl-data/fonts/ttf) whose digits make the "fonts" glyph set.
+DIGIT_FONTS = (
+    "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf",
+    "DejaVuSans-BoldOblique.ttf", "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf",
+    "DejaVuSansMono-Oblique.ttf", "DejaVuSansMono-BoldOblique.ttf", "DejaVuSerif.ttf",
+    "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf",
+    "STIXGeneral.ttf", "STIXGeneralBol.ttf", "STIXGeneralItalic.ttf", "STIXGeneralBolIta.ttf",
+)
+GLYPH_SIZE = 28  # pixels of a typeset digit's square coverage image
 
 
 # --------------------------------------------------------------------------------------- inputs
@@ -206,23 +227,95 @@ def list_recordings(fsdd_root):
     return {s: sorted(r, key=lambda x: (x.digit, x.index)) for s, r in sorted(by_speaker.items())}
 
 
-@functools.lru_cache(maxsize=1)
-def load_digit_images():
-    """scikit-learn's handwritten digits (UCI ML hand-written digits).
+@functools.lru_cache(maxsize=2)
+def load_digit_images(glyphs="handwritten"):
+    """The digit pictures of a glyph set.
+
+    Parameters
+    ----------
+    glyphs : str
+        ``"handwritten"``: scikit-learn's handwritten digits (UCI ML hand-written digits);
+        ``"fonts"``: :func:`load_font_digits`.
 
     Returns
     -------
-    images : np.ndarray, float32, shape (1797, 8, 8)
-        Ink coverage in [0, 1] (the original 0..16 counts divided by 16).
-    labels : np.ndarray, int64, shape (1797,)
+    images : np.ndarray, float32, shape (n_images, size, size)
+        Ink coverage in [0, 1]: (1797, 8, 8) for handwritten digits (the original 0..16
+        counts divided by 16), (160, 28, 28) for fonts.
+    labels : np.ndarray, int64, shape (n_images,)
         The digit of each image.
     """
+    if glyphs == "fonts":
+        return load_font_digits()
+    if glyphs != "handwritten":
+        raise AVDigitsError(f"unknown glyph set {glyphs!r}: use one of {', '.join(GLYPH_SETS)}")
     from sklearn.datasets import load_digits
 
     data = load_digits()
     images = (data.images / 16.0).astype(np.float32)
     images.setflags(write=False)
     return images, data.target.astype(np.int64)
+
+
+def typeset_digit(font_path, digit, size=GLYPH_SIZE):
+    """One digit typeset in a font, its ink centred in a square and filling its height.
+
+    Parameters
+    ----------
+    font_path : str
+        A TrueType font file.
+    digit : int
+        0..9.
+    size : int
+        Side of the result, pixels.
+
+    Returns
+    -------
+    np.ndarray, float32, shape (size, size)
+        Ink coverage in [0, 1].
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(font_path, 8 * size)
+    canvas = Image.new("L", (16 * size, 16 * size), 0)
+    ImageDraw.Draw(canvas).text((4 * size, 4 * size), str(digit), fill=255, font=font)
+    ink = canvas.crop(canvas.getbbox())
+    side = max(ink.size)
+    square = Image.new("L", (side, side), 0)
+    square.paste(ink, ((side - ink.size[0]) // 2, (side - ink.size[1]) // 2))
+    square = square.resize((size, size), Image.LANCZOS)
+    return (np.asarray(square, dtype=np.float32) / 255.0).clip(0, 1)
+
+
+def load_font_digits():
+    """Digits 0-9 typeset in each of :data:`DIGIT_FONTS` (matplotlib's bundled fonts).
+
+    Returns
+    -------
+    images : np.ndarray, float32, shape (10 * len(DIGIT_FONTS), GLYPH_SIZE, GLYPH_SIZE)
+        Ink coverage in [0, 1], font by font, digits 0..9 within a font.
+    labels : np.ndarray, int64, shape (10 * len(DIGIT_FONTS),)
+    """
+    import matplotlib
+
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    images = np.stack([typeset_digit(str(folder / name), digit)
+                       for name in DIGIT_FONTS for digit in range(10)])
+    images.setflags(write=False)
+    return images, np.tile(np.arange(10, dtype=np.int64), len(DIGIT_FONTS))
+
+
+def glyph_source(glyphs, index):
+    """Where digit picture ``index`` of a glyph set comes from, for the clip list.
+
+    Returns
+    -------
+    str
+        ``sklearn_digits[i]`` or ``font:<file>:<digit>``.
+    """
+    if glyphs == "fonts":
+        return f"font:{DIGIT_FONTS[index // 10]}:{index % 10}"
+    return f"sklearn_digits[{index}]"
 
 
 def digit_image_split(labels):
@@ -340,7 +433,8 @@ def plan_speaker_videos(recordings, image_split, seed, count_range, n_videos=Non
     return plans
 
 
-def plan_corpus(recordings, speakers, seed, count_range, videos_per_speaker=None):
+def plan_corpus(recordings, speakers, seed, count_range, videos_per_speaker=None,
+                glyphs="handwritten"):
     """Plans of all videos of the chosen speakers.
 
     Parameters
@@ -353,12 +447,14 @@ def plan_corpus(recordings, speakers, seed, count_range, videos_per_speaker=None
         (min, max) utterances per video.
     videos_per_speaker : int or None
         None: use every recording of each speaker once.
+    glyphs : str
+        Glyph set the plans' image indices refer to (:func:`load_digit_images`).
 
     Returns
     -------
     list of VideoPlan
     """
-    _, labels = load_digit_images()
+    _, labels = load_digit_images(glyphs)
     image_split = digit_image_split(labels)
     plans = []
     for speaker in speakers:
@@ -407,11 +503,11 @@ def make_background(rng, height, width):
 
 
 def digit_alpha(image, height, width, angle):
-    """Upscale an 8x8 digit smoothly into a crisp coverage mask, slanted by ``angle``.
+    """Upscale a small digit picture smoothly into a crisp coverage mask, slanted by ``angle``.
 
     Parameters
     ----------
-    image : np.ndarray, float, shape (8, 8)
+    image : np.ndarray, float, shape (n, n)
         Ink coverage in [0, 1].
     height, width : int
         Size of the upscaled digit before rotation, pixels.
@@ -427,7 +523,7 @@ def digit_alpha(image, height, width, angle):
 
     padded = np.pad(image, 1)  # blank border so the upscaled ink fades out inside the patch
     alpha = resize(padded, (height, width), order=3, mode="constant", anti_aliasing=False)
-    alpha = np.clip((alpha - 0.15) / 0.45, 0, 1)  # sharpen the blurry 8x8 strokes into ink
+    alpha = np.clip((alpha - 0.15) / 0.45, 0, 1)  # sharpen blurry upscaled strokes into ink
     if angle:
         alpha = rotate(alpha, angle, resize=True, order=1, mode="constant")
     return np.clip(alpha, 0, 1).astype(np.float32)
@@ -487,7 +583,7 @@ def place_digit(rng, image, background, config):
     Parameters
     ----------
     rng : np.random.Generator
-    image : np.ndarray, float, shape (8, 8)
+    image : np.ndarray, float, shape (n, n)
         The digit, ink coverage in [0, 1].
     background : np.ndarray, float32, shape (H, W, 3)
     config : RenderConfig
@@ -683,7 +779,7 @@ def render_video(plan, config):
         The sidecar content (see the README for the schema).
     """
     rng = np.random.default_rng(plan.seed)
-    images, _ = load_digit_images()
+    images, _ = load_digit_images(config.glyphs)
     sr, fps = config.audio_sr, config.fps
     utterances = [load_utterance(rec.path, sr) for rec, _ in plan.items]
     spoken, n_frames = layout_timeline([len(u) for u in utterances], sr, fps, config.gap, rng)
@@ -945,7 +1041,7 @@ def render_still(image, size, seed, config):
 
     Parameters
     ----------
-    image : np.ndarray, float, shape (8, 8)
+    image : np.ndarray, float, shape (n, n)
     size : tuple of int
         (width, height) in pixels.
     seed : int or sequence of int
@@ -1009,7 +1105,7 @@ def export_clips(out_dir, recordings, speakers, config, seed, max_images_per_dig
             rows.append([target.relative_to(out_dir).as_posix(), "audio", split, rec.digit,
                          speaker, rec.name, "", "", "", ""])
             counts["audio"] += 1
-    images, labels = load_digit_images()
+    images, labels = load_digit_images(config.glyphs)
     image_split = digit_image_split(labels)
     todo = []
     for split in sorted({speaker_split(s) for s in speakers}):
@@ -1026,7 +1122,7 @@ def export_clips(out_dir, recordings, speakers, config, seed, max_images_per_dig
             Image.fromarray(picture).save(tmp, format="PNG")
             os.replace(tmp, target)
         rows.append([target.relative_to(out_dir).as_posix(), "image", split, digit, "",
-                     f"sklearn_digits[{index}]", *box])
+                     glyph_source(config.glyphs, index), *box])
         counts["images"] += 1
     with open(out_dir / "clips.csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -1093,6 +1189,9 @@ def build_parser():
     parser.add_argument("--background", choices=BACKGROUND_MODES, default="segment",
                         help="segment: a new background for each utterance (default); video: "
                              "one static background per video")
+    parser.add_argument("--glyphs", choices=GLYPH_SETS, default="handwritten",
+                        help="handwritten: UCI handwritten digits, upscaled (default); fonts: "
+                             "crisp digits typeset in 16 fonts bundled with matplotlib")
     parser.add_argument("--size", type=parse_size, default=(256, 256), metavar="N|WxH",
                         help="frame size in pixels (default 256)")
     parser.add_argument("--fps", type=int, default=10, help="frame rate (default 10)")
@@ -1178,7 +1277,7 @@ def main(argv=None):
     speakers = list(dict.fromkeys(args.speakers))
     config = RenderConfig(width=args.size[0], height=args.size[1], fps=args.fps,
                           audio_sr=args.audio_sr, gap=tuple(args.gap), display=args.display,
-                          background=args.background,
+                          background=args.background, glyphs=args.glyphs,
                           digit_scale=tuple(args.digit_scale), crf=args.crf)
     arguments = {**vars(args), "fsdd": str(Path(args.fsdd).resolve()),
                  "output": str(Path(args.output).resolve()), "size": list(args.size)}
@@ -1188,10 +1287,10 @@ def main(argv=None):
         out_dir = Path(args.output)
         out_dir.mkdir(parents=True, exist_ok=True)
         plans = plan_corpus(recordings, speakers, args.seed, count_range,
-                            args.videos_per_speaker)
+                            args.videos_per_speaker, args.glyphs)
         done, failed = build_videos(plans, config, out_dir, args.workers, args.overwrite,
                                     progress=not args.quiet)
-        _, labels = load_digit_images()
+        _, labels = load_digit_images(args.glyphs)
         summary = corpus_summary(plans, done, failed, digit_image_split(labels), arguments,
                                  config)
         write_json_atomic(out_dir / "corpus.json", summary)
