@@ -22,7 +22,7 @@ SCRIPTS = ("embed_folder", "embed_video", "load_openl3_weights", "train_tiny", "
 
 
 def _script(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"example_{name.replace('/', '_')}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -181,3 +181,35 @@ def test_localize_video(trained, videos, tmp_path, capsys):
     assert _script("localize_video").main([str(videos / "theo_000.mp4"), "-o", str(tmp_path),
                                            "--model", str(require(FIXTURES /
                                                                   "openl3_audio_random.h5"))]) == 1
+
+
+def test_supervised_check_labels_and_runs(videos, trained, tmp_path, capsys):
+    """examples/avdigits/supervised_check.py: labels from the sidecars, a short labelled run."""
+    import json
+
+    check = _script("avdigits/supervised_check")
+    for sidecar_path in sorted(videos.glob("*_*.json")):
+        sidecar = json.loads(sidecar_path.read_text())
+        assert check.read_sidecar(str(sidecar_path.with_suffix(".mp4"))) == sidecar
+        for seg in sidecar["segments"]:
+            middle = (seg["shown_start"] + seg["shown_end"]) / 2
+            assert check.frame_digit(sidecar, middle) == seg["digit"]
+            assert check.clip_digit(sidecar, seg["start"], seg["end"] - seg["start"]) \
+                == seg["digit"]
+        assert check.frame_digit(sidecar, sidecar["duration"] + 5) == -1
+        assert check.clip_digit(sidecar, sidecar["duration"] + 5) == -1
+    batches = check.LabelledBatches(str(trained / "dataset"), "audio", 4, seed=1)
+    clips, labels = batches.batch(0)
+    assert clips.shape == (4, 48000) and labels.shape == (4,)
+    assert set(labels) <= set(range(10))
+    out = tmp_path / "check.json"
+    assert check.main([str(trained / "dataset"), "--modality", "image", "--steps", "2",
+                       "--every", "1", "--batch-size", "4", "--width", "0.0625",
+                       "--heldout", str(trained / "dataset"), "-o", str(out)]) == 0
+    history = json.loads(out.read_text())["history"]
+    assert [row["step"] for row in history] == [1, 2]
+    assert all(0 <= row["train_accuracy"] <= 1 and 0 <= row["heldout_accuracy"] <= 1
+               for row in history)
+    assert "train_accuracy" in capsys.readouterr().out
+    with pytest.raises(Exception, match="no readable AV digits sidecar"):
+        check.read_sidecar(str(tmp_path / "nowhere.mp4"))
