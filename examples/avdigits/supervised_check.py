@@ -177,6 +177,8 @@ def accuracy(model, batches):
     right = total = 0
     for inputs, labels in batches:
         keep = labels >= 0
+        if not keep.any():
+            continue
         predicted = np.argmax(model.predict(inputs[keep], verbose=0), axis=1)
         right += int(np.sum(predicted == labels[keep]))
         total += int(keep.sum())
@@ -192,7 +194,8 @@ def run(dataset_dir, modality="image", steps=200, batch_size=32, width=0.125,
     -------
     list of dict
         Every ``every`` steps: ``step``, ``seconds``, ``train_accuracy`` (mean over those
-        steps, training mode) and ``heldout_accuracy`` (None without ``heldout_dir``).
+        steps, training mode; None if none of them had a labelled example) and
+        ``heldout_accuracy`` (None without ``heldout_dir``).
     """
     import keras
 
@@ -210,11 +213,12 @@ def run(dataset_dir, modality="image", steps=200, batch_size=32, width=0.125,
     for step in range(1, steps + 1):
         inputs, labels = train.batch(step - 1)
         keep = labels >= 0
-        result = model.train_on_batch(inputs[keep], labels[keep], return_dict=True)
-        recent.append(float(result["accuracy"]))
+        if keep.any():  # a batch of clips that all fall in silence has nothing to learn
+            result = model.train_on_batch(inputs[keep], labels[keep], return_dict=True)
+            recent.append(float(result["accuracy"]))
         if step % every == 0 or step == steps:
             row = {"step": step, "seconds": round(time.monotonic() - started, 1),
-                   "train_accuracy": round(float(np.mean(recent)), 4),
+                   "train_accuracy": round(float(np.mean(recent)), 4) if recent else None,
                    "heldout_accuracy": round(accuracy(model, held), 4) if held else None}
             recent = []
             history.append(row)
@@ -223,13 +227,16 @@ def run(dataset_dir, modality="image", steps=200, batch_size=32, width=0.125,
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="supervised_check.py", description=__doc__.split("\n")[0])
+    from openl3lite.network import INPUT_REPRS
+
+    parser = argparse.ArgumentParser(prog="supervised_check.py",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("dataset", help="prepared dataset of an AV digits corpus")
     parser.add_argument("--modality", choices=MODALITIES, default="image")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--width", type=float, default=0.125)
-    parser.add_argument("--input-repr", default="mel128", choices=("linear", "mel128", "mel256"))
+    parser.add_argument("--input-repr", default="mel128", choices=INPUT_REPRS)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--every", type=int, default=25, help="report every N steps")
     parser.add_argument("--heldout", help="prepared dataset of held-out videos")
