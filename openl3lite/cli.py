@@ -422,6 +422,12 @@ def prepare(videos, output_dir, fps, workers, quiet):
               help="sampled: the paper's 50/50 pairs. in-batch: every frame is also scored "
                    "against the other videos' clips of its batch (many more negatives for the "
                    "same compute).")
+@click.option("--head-init", type=click.Choice(["zeros", "matching"]), default="zeros",
+              show_default=True,
+              help="How the fusion head starts. zeros: output layer at zero (p = 0.5 for every "
+                   "pair). matching: the same layers started as a distance between the audio and "
+                   "image vectors, so the correspondence signal reaches both subnetworks from the "
+                   "first step.")
 @click.option("--steps", type=int, default=10000, show_default=True, help="Training steps.")
 @click.option("--learning-rate", "--lr", type=float, default=1e-4, show_default=True)
 @click.option("--weight-decay", type=float, default=1e-5, show_default=True)
@@ -437,7 +443,7 @@ def prepare(videos, output_dir, fps, workers, quiet):
 @click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its latest "
                                               "checkpoint.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(dataset_dir, run_dir, input_repr, width, batch_size, negatives, steps, learning_rate,
+def train(dataset_dir, run_dir, input_repr, width, batch_size, negatives, head_init, steps, learning_rate,
           weight_decay, val_fraction, heldout_dir, seed, checkpoint_every, eval_every, workers,
           resume, quiet):
     """Train L3-Net on audio-visual correspondence from a prepared DATASET_DIR.
@@ -455,7 +461,7 @@ def train(dataset_dir, run_dir, input_repr, width, batch_size, negatives, steps,
                               weight_decay=weight_decay, checkpoint_every=checkpoint_every,
                               eval_every=eval_every, resume=resume, workers=workers,
                               progress=not quiet, heldout_dir=heldout_dir,
-                              negatives=negatives)
+                              negatives=negatives, head_init=head_init)
     except OpenL3liteError as exc:
         _fail_setup(exc)
     state = "interrupted (checkpoint written) at" if result.interrupted else "finished at"

@@ -289,3 +289,28 @@ def test_training_starts_every_pair_at_one_half(dataset):
     hidden = avc_model.get_layer("fusion").get_layer("fusion_fc1").get_weights()[0]
     assert hidden.std() > 0.01  # only the output layer starts at zero
     assert train_model.output_shape == (None, None, 2)
+
+
+def test_matching_head_init_scores_equal_vectors_as_corresponding(dataset):
+    """``head_init="matching"``: the paper's head shape, started as a distance between the two
+    pooled vectors, so identical vectors score high and distant ones low; bad values refused."""
+    from openl3lite.training.train import TrainConfig, build_models, check_config
+
+    config = TrainConfig(dataset_dir=dataset, width=0.0625, negatives="in-batch",
+                         head_init="matching")
+    _, avc_model = build_models(config)
+    fusion = avc_model.get_layer("fusion")
+    channels = fusion.input_shape[-1] // 2
+    rng = np.random.default_rng(0)
+    audio = np.abs(rng.normal(size=(64, channels))).astype("float32")
+    image = np.abs(rng.normal(size=(64, channels))).astype("float32")
+    same = np.asarray(fusion.predict_on_batch(np.concatenate([audio, audio], axis=1)))[:, 1]
+    other = np.asarray(fusion.predict_on_batch(np.concatenate([audio, image], axis=1)))[:, 1]
+    assert same.min() > 0.9 and other.mean() < same.mean() - 0.2
+    near = np.asarray(fusion.predict_on_batch(
+        np.concatenate([audio, audio + 0.1 * (image - audio)], axis=1)))[:, 1]
+    assert np.all(near > other)  # closer pairs score higher, pair by pair
+    hidden = fusion.get_layer("fusion_fc1").get_weights()[0]
+    np.testing.assert_allclose(hidden[:channels], -hidden[channels:])  # audio minus image
+    with pytest.raises(OpenL3liteError, match="head_init"):
+        check_config(TrainConfig(dataset_dir=dataset, head_init="ones"))
