@@ -443,9 +443,9 @@ def prepare(videos, output_dir, fps, workers, quiet):
 @click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its latest "
                                               "checkpoint.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(dataset_dir, run_dir, input_repr, width, batch_size, negatives, head_init, steps, learning_rate,
-          weight_decay, val_fraction, heldout_dir, seed, checkpoint_every, eval_every, workers,
-          resume, quiet):
+def train(dataset_dir, run_dir, input_repr, width, batch_size, negatives, head_init, steps,
+          learning_rate, weight_decay, val_fraction, heldout_dir, seed, checkpoint_every,
+          eval_every, workers, resume, quiet):
     """Train L3-Net on audio-visual correspondence from a prepared DATASET_DIR.
 
     Ctrl-C writes a checkpoint and stops; --resume continues exactly where a run stopped (also

@@ -225,6 +225,7 @@ def _process_index():
 
 HEAD_INITS = ("zeros", "matching")
 
+
 def zero_output_layer(avc_model):
     """Start the fusion head's output layer at zero: every pair starts at p = 0.5.
 
@@ -275,10 +276,11 @@ def matching_head_init(avc_model, scale=0.1, seed=0):
     channels = depth // 2
     pairs = units // 2
     rng = np.random.default_rng(seed)
-    # orthonormal directions in the embedding space (as many as fit; random rows beyond that)
-    q, _ = np.linalg.qr(rng.standard_normal((channels, max(channels, pairs))))
-    directions = q[:, :pairs] if channels >= pairs else rng.standard_normal((channels, pairs))
-    directions = directions / np.linalg.norm(directions, axis=0, keepdims=True)
+    if channels >= pairs:  # orthonormal directions in the embedding space
+        directions = np.linalg.qr(rng.standard_normal((channels, channels)))[0][:, :pairs]
+    else:  # more directions than dimensions (width < 0.125): random unit vectors
+        directions = rng.standard_normal((channels, pairs))
+        directions /= np.linalg.norm(directions, axis=0, keepdims=True)
     weights = np.zeros((depth, units), "float32")
     weights[:channels, 0::2] = directions      # audio half of the concatenation
     weights[channels:, 0::2] = -directions     # image half
