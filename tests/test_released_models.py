@@ -1,0 +1,76 @@
+"""The released weights in ``models/``: registry, checksums, model cards, and that ``model=None``
+(the API) and no ``--model`` (the CLI) use them."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+import openl3lite
+from openl3lite import weights
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "data"
+
+
+def _registry():
+    return json.loads((REPO / "models" / "registry.json").read_text())
+
+
+def test_registry_entries_exist_match_their_checksums_and_have_cards():
+    registry = _registry()
+    assert registry["default"] in registry["models"]
+    for name, entry in registry["models"].items():
+        path = REPO / "models" / entry["file"]
+        assert weights.sha256_of(path) == entry["sha256"], name
+        card = (REPO / "models" / entry["card"]).read_text()
+        assert name in card and "CC BY-SA 4.0" in card
+        metadata = weights.read_model_metadata(str(path))
+        assert metadata.name == name
+        assert metadata.image_scaling == "symmetric"
+        assert f"width {metadata.width:g}" in card.replace("width multiplier", "width")
+    assert openl3lite.list_models()[0] == registry["default"]
+
+
+def test_default_model_embeds_real_audio_and_images():
+    audio, sr = sf.read(EXAMPLES / "3_theo_7.wav")
+    emb, ts = openl3lite.get_audio_embedding(audio, sr, verbose=False)
+    assert emb.shape == (len(ts), 6144) and emb.dtype == np.float32
+    assert np.all(np.isfinite(emb)) and emb.std() > 0
+    emb512, ts512 = openl3lite.get_audio_embedding(audio, sr, embedding_size=512, verbose=False)
+    np.testing.assert_array_equal(ts, ts512)
+    assert emb512.shape == (len(ts), 512)
+    image = np.asarray(Image.open(EXAMPLES / "avdigits_frame.png").convert("RGB"))
+    image_emb = openl3lite.get_image_embedding(image, verbose=False)
+    assert image_emb.shape == (1, 8192) and np.all(np.isfinite(image_emb))
+
+
+def test_tampered_release_fails_its_checksum(tmp_path, monkeypatch):
+    registry = _registry()
+    entry = registry["models"][registry["default"]]
+    shutil.copy(REPO / "models" / "registry.json", tmp_path / "registry.json")
+    data = bytearray((REPO / "models" / entry["file"]).read_bytes())
+    data[-100] ^= 0xFF
+    (tmp_path / entry["file"]).write_bytes(bytes(data))
+    monkeypatch.setattr(weights, "_registry_dir", lambda: tmp_path)
+    with pytest.raises(openl3lite.OpenL3liteError, match="sha256"):
+        weights.released_model_path()
+
+
+def test_cli_uses_the_default_model(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(REPO / "cli.py"), "audio", str(EXAMPLES), "-o",
+                           str(out), "-as", "512", "-q"], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(p.stem + ".npz" for p in EXAMPLES.glob("*.wav"))
+    with np.load(out / "0_theo_25.npz") as data:
+        assert data["embedding"].shape[1] == 512
+        assert len(data["timestamps"]) == len(data["embedding"])
