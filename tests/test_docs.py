@@ -77,11 +77,11 @@ def test_site_loads_nothing_from_the_network(site):
 
 
 def test_model_cards_in_models_become_pages(tmp_path):
-    """A copy of the site's sources with one model card (and its figure) in models/."""
+    """A copy of the site's sources with the released models' cards plus a test card (and its figure)."""
     shutil.copy(REPO / "mkdocs.yml", tmp_path / "mkdocs.yml")
     shutil.copytree(REPO / "docs", tmp_path / "docs")
     os.symlink(REPO / "openl3lite", tmp_path / "openl3lite")
-    (tmp_path / "models").mkdir()
+    shutil.copytree(REPO / "models", tmp_path / "models")  # the docs link the released cards
     (tmp_path / "models" / "l3lite-test.md").write_text(
         "# l3lite-test\n\nTrained for a test. ![curves](l3lite-test-curves.png)\n")
     (tmp_path / "models" / "l3lite-test-curves.png").write_bytes(
