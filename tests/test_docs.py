@@ -77,7 +77,7 @@ def test_site_loads_nothing_from_the_network(site):
 
 
 def test_model_cards_in_models_become_pages(tmp_path):
-    """A copy of the site's sources with the released models' cards plus a test card (and its figure)."""
+    """A copy of the site's sources with the released cards plus a test card and its figure."""
     shutil.copy(REPO / "mkdocs.yml", tmp_path / "mkdocs.yml")
     shutil.copytree(REPO / "docs", tmp_path / "docs")
     os.symlink(REPO / "openl3lite", tmp_path / "openl3lite")
