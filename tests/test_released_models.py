@@ -1,7 +1,6 @@
 """The released weights in ``models/``: registry, checksums, model cards, and that ``model=None``
 (the API) and no ``--model`` (the CLI) use them."""
 
-import json
 import shutil
 import subprocess
 import sys
@@ -19,12 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "data"
 
 
-def _registry():
-    return json.loads((REPO / "models" / "registry.json").read_text())
-
-
 def test_registry_entries_exist_match_their_checksums_and_have_cards():
-    registry = _registry()
+    registry = weights.load_registry()
     assert registry["default"] in registry["models"]
     for name, entry in registry["models"].items():
         path = REPO / "models" / entry["file"]
@@ -52,7 +47,7 @@ def test_default_model_embeds_real_audio_and_images():
 
 
 def test_tampered_release_fails_its_checksum(tmp_path, monkeypatch):
-    registry = _registry()
+    registry = weights.load_registry()
     entry = registry["models"][registry["default"]]
     shutil.copy(REPO / "models" / "registry.json", tmp_path / "registry.json")
     data = bytearray((REPO / "models" / entry["file"]).read_bytes())
