@@ -438,6 +438,10 @@ def prepare(videos, output_dir, fps, workers, quiet):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--checkpoint-every", type=int, default=200, show_default=True)
 @click.option("--eval-every", type=int, default=100, show_default=True)
+@click.option("--bn-batches", type=int, default=16, show_default=True,
+              help="Training batches BatchNorm statistics are recomputed on (with the current "
+                   "weights) before every evaluation and checkpoint; 0 keeps the moving "
+                   "averages.")
 @click.option("--workers", "-w", type=int, default=2, show_default=True,
               help="Threads producing batches ahead of the model.")
 @click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its latest "
@@ -445,7 +449,7 @@ def prepare(videos, output_dir, fps, workers, quiet):
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(dataset_dir, run_dir, input_repr, width, batch_size, negatives, head_init, steps,
           learning_rate, weight_decay, val_fraction, heldout_dir, seed, checkpoint_every,
-          eval_every, workers, resume, quiet):
+          eval_every, bn_batches, workers, resume, quiet):
     """Train L3-Net on audio-visual correspondence from a prepared DATASET_DIR.
 
     Ctrl-C writes a checkpoint and stops; --resume continues exactly where a run stopped (also
@@ -461,7 +465,8 @@ def train(dataset_dir, run_dir, input_repr, width, batch_size, negatives, head_i
                               weight_decay=weight_decay, checkpoint_every=checkpoint_every,
                               eval_every=eval_every, resume=resume, workers=workers,
                               progress=not quiet, heldout_dir=heldout_dir,
-                              negatives=negatives, head_init=head_init)
+                              negatives=negatives, head_init=head_init,
+                              bn_batches=bn_batches)
     except OpenL3liteError as exc:
         _fail_setup(exc)
     state = "interrupted (checkpoint written) at" if result.interrupted else "finished at"

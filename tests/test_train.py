@@ -268,6 +268,30 @@ def test_train_with_in_batch_negatives_resume_and_export(dataset, tmp_path):
     with pytest.raises(OpenL3liteError, match="negatives"):
         train(dataset, tmp_path / "bad", steps=2, **dict(TINY, negatives="hard"))
 
+    # The checkpoint's BatchNorm statistics were recomputed with the final weights on the run's
+    # fixed BN batches: recomputing them again changes nothing (the moving averages of 4
+    # steps at momentum 0.99 would still be near their initial 0 and 1).
+    from openl3lite.network import build_avc_all_pairs_model
+    from openl3lite.training.batchnorm import batchnorm_layers
+    from openl3lite.training.prepare import load_manifest
+    from openl3lite.training.sampling import split_videos
+    from openl3lite.training.train import (TrainConfig, _pair_dataset, _refresh_batchnorm,
+                                           load_checkpoint)
+
+    def statistics(model):
+        return [np.array(v) for layer in batchnorm_layers(model)
+                for v in (layer.moving_mean, layer.moving_variance)]
+
+    avc_model, _ = load_checkpoint(run, optimizer=False)
+    saved = statistics(avc_model)
+    assert len(saved) == 2 * 19  # every BatchNorm of both trunks, both pool4s and the head
+    train_ids, _ = split_videos(load_manifest(dataset), TINY["val_fraction"], 0)
+    bn_sampler = _pair_dataset(dataset, train_ids, TINY["batch_size"], 0, True, "in-batch")
+    _refresh_batchnorm(build_avc_all_pairs_model(avc_model), avc_model, bn_sampler,
+                       TrainConfig.bn_batches)
+    for before, after in zip(saved, statistics(avc_model)):
+        np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-5)
+
     out = tmp_path / "in_batch.h5"
     metadata = export_model(run, out, "tiny-in-batch")  # verifies the file against the run
     assert metadata.extra["training_steps"] == 4

@@ -59,6 +59,7 @@ import numpy as np
 from ..errors import OpenL3liteError
 from .prepare import load_manifest
 from . import sampling
+from .batchnorm import batchnorm_layers, recompute_batchnorm_statistics
 
 #: Config keys that define the network: a resumed run must have the same.
 ARCHITECTURE_KEYS = ("input_repr", "width")
@@ -70,6 +71,8 @@ CSV_FIELDS = ("step", "elapsed_s", "train_loss", "train_acc", "val_loss", "val_a
               "heldout_acc", "heldout_loss")
 #: Batch indices of the fixed validation batches (far from any training index).
 VAL_BATCH_OFFSET = 1_000_000_007
+#: Batch indices of the fixed training batches BatchNorm statistics are recomputed on.
+BN_BATCH_OFFSET = 2_000_000_011
 OPTIMIZER = "AdamW"
 
 
@@ -96,6 +99,7 @@ class TrainConfig:
     optimizer: str = OPTIMIZER
     negatives: str = "sampled"
     head_init: str = "zeros"
+    bn_batches: int = 16
 
 
 @dataclass
@@ -677,6 +681,8 @@ def check_config(config):
     for name in ("steps", "checkpoint_every", "eval_every", "val_batches", "workers"):
         if int(getattr(config, name)) < 1:
             raise OpenL3liteError(f"invalid {name} {getattr(config, name)}: must be >= 1")
+    if int(config.bn_batches) < 0:
+        raise OpenL3liteError(f"invalid bn_batches {config.bn_batches}: must be >= 0")
     if not 0 <= config.val_fraction < 1:
         raise OpenL3liteError(f"invalid val_fraction {config.val_fraction}: must be in [0, 1)")
     if config.negatives not in sampling.NEGATIVE_MODES:
@@ -795,7 +801,7 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
           val_fraction=0.1, seed=0, learning_rate=1e-4, weight_decay=1e-5,
           checkpoint_every=200, eval_every=100, val_batches=8, resume=False, workers=2,
           progress=True, heldout_dir=None, jit_compile=None, negatives="sampled",
-          head_init="zeros"):
+          head_init="zeros", bn_batches=16):
     """Train L3-Net (audio trunk, image trunk and fusion head) on AVC.
 
     Optimiser: ``keras.optimizers.AdamW`` (Adam with decoupled weight decay), loss: sparse
@@ -855,6 +861,11 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
         How a new run's fusion head starts: ``zeros`` (output layer at zero,
         :func:`zero_output_layer`) or ``matching`` (a distance between the two vectors,
         :func:`matching_head_init`). Ignored when resuming: the checkpoint's weights are loaded.
+    bn_batches : int
+        Before every evaluation and checkpoint, BatchNorm moving statistics are recomputed
+        with the current weights over this many fixed training batches
+        (:mod:`openl3lite.training.batchnorm`), so logged accuracies and exported weights do
+        not depend on a moving average of older weights; 0 keeps the moving averages.
 
     Returns
     -------
@@ -873,7 +884,7 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
         weight_decay=float(weight_decay), checkpoint_every=int(checkpoint_every),
         eval_every=int(eval_every), val_batches=int(val_batches), workers=int(workers),
         progress=bool(progress), jit_compile=jit_compile, negatives=negatives,
-        head_init=head_init,
+        head_init=head_init, bn_batches=int(bn_batches),
         heldout_dir=os.path.abspath(os.fspath(heldout_dir)) if heldout_dir else None)
     check_config(config)
     run_dir = os.fspath(run_dir)
@@ -884,6 +895,9 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
     chief = _process_index() == 0
     sampler = _pair_dataset(config.dataset_dir, train_ids, config.batch_size,
                             config.seed + 7919 * _process_index(), True, config.negatives)
+    # the same batches on every process, so replicated statistics stay identical
+    bn_sampler = _pair_dataset(config.dataset_dir, train_ids, config.batch_size, config.seed,
+                               True, config.negatives)
     eval_sets = _evaluation_sets(config, val_ids)
     if chief:
         _write_config(run_dir, config)
@@ -896,7 +910,8 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
         model.optimizer.learning_rate = config.learning_rate  # may differ on resume
     if chief:
         write_metrics_csv(os.path.join(run_dir, "metrics.csv"), state["history"])
-    return _run(model, avc_model, config, run_dir, sampler, eval_sets, state, chief)
+    return _run(model, avc_model, config, run_dir, sampler, eval_sets, state, chief,
+                bn_sampler)
 
 
 def _evaluation_sets(config, val_ids):
@@ -949,9 +964,21 @@ def _train_step(model, inputs, labels):
     return float(result["loss"]), float(result["accuracy"])
 
 
-def _run(model, avc_model, config, run_dir, sampler, eval_sets, state, chief):
+def _refresh_batchnorm(model, avc_model, sampler, n_batches):
+    """Recompute the BatchNorm statistics of ``avc_model``'s layers, running the training
+    ``model`` on the fixed batches ``BN_BATCH_OFFSET + i`` (i < ``n_batches``) of ``sampler``
+    (nothing if ``n_batches`` is 0)."""
+    if n_batches:
+        batches = (sampler.sample_batch(BN_BATCH_OFFSET + i)[0] for i in range(n_batches))
+        recompute_batchnorm_statistics(model, batches, batchnorm_layers(avc_model))
+
+
+def _run(model, avc_model, config, run_dir, sampler, eval_sets, state, chief, bn_sampler):
     """The step loop from ``state["step"]`` to ``config.steps``."""
     from tqdm.auto import tqdm
+
+    def refresh_batchnorm():
+        _refresh_batchnorm(model, avc_model, bn_sampler, config.bn_batches)
 
     start = state["step"]
     prefetch = BatchPrefetcher(sampler, start, config.steps, config.workers)
@@ -970,7 +997,7 @@ def _run(model, avc_model, config, run_dir, sampler, eval_sets, state, chief):
                 clock = now
                 bar.update(1)
                 checkpoint = _after_step(model, avc_model, config, run_dir, state, eval_sets,
-                                         bar, chief) or checkpoint
+                                         bar, chief, refresh_batchnorm) or checkpoint
             interrupted = stop.requested
     except KeyboardInterrupt:
         interrupted = True
@@ -979,16 +1006,22 @@ def _run(model, avc_model, config, run_dir, sampler, eval_sets, state, chief):
         bar.close()
     _sync_step_with_optimizer(model, state)
     if not (checkpoint or "").endswith(f"step-{state['step']:08d}.npz"):
+        refresh_batchnorm()
         checkpoint = _checkpoint(model, config, run_dir, state, chief)
     history = state["history"]
     return TrainResult(run_dir, state["step"], history[-1] if history else {}, history,
                        interrupted, checkpoint)
 
 
-def _after_step(model, avc_model, config, run_dir, state, eval_sets, bar, chief):
-    """Evaluate, log and checkpoint when due. Returns the checkpoint written, if any."""
+def _after_step(model, avc_model, config, run_dir, state, eval_sets, bar, chief,
+                refresh_batchnorm):
+    """Evaluate, log and checkpoint when due, BatchNorm statistics recomputed first. Returns
+    the checkpoint written, if any."""
     step = state["step"]
-    if step % config.eval_every == 0 or step == config.steps:
+    evaluate = step % config.eval_every == 0 or step == config.steps
+    if evaluate or step % config.checkpoint_every == 0:
+        refresh_batchnorm()
+    if evaluate:
         row = _log_row(avc_model, state, eval_sets)
         if chief:
             write_metrics_csv(os.path.join(run_dir, "metrics.csv"), state["history"])
