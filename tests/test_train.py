@@ -98,6 +98,9 @@ def test_train_logs_and_refusals(dataset, tmp_path):
         train(dataset, run, steps=6, resume=True, **dict(TINY, width=0.125))
     with pytest.raises(OpenL3liteError, match="batch_size"):
         train(dataset, tmp_path / "other", steps=4, **dict(TINY, batch_size=3))
+    with pytest.raises(OpenL3liteError, match="bn_batches -1"):
+        train(dataset, tmp_path / "other", steps=4, bn_batches=-1, **TINY)
+    assert not (tmp_path / "other").exists()
 
 
 def _train_in_subprocess(dataset, run_dir, steps):
