@@ -18,7 +18,7 @@ from conftest import FIXTURES, FSDD, REPO, require
 EXAMPLES = REPO / "examples"
 DATA = EXAMPLES / "data"
 SCRIPTS = ("embed_folder", "embed_video", "load_openl3_weights", "train_tiny", "evaluate_tiny",
-           "localize_video")
+           "localize_video", "avdigits/avc_ceiling")
 
 
 def _script(name):
@@ -213,3 +213,36 @@ def test_supervised_check_labels_and_runs(videos, trained, tmp_path, capsys):
     assert "train_accuracy" in capsys.readouterr().out
     with pytest.raises(Exception, match="no readable AV digits sidecar"):
         check.read_sidecar(str(tmp_path / "nowhere.mp4"))
+
+
+def test_avc_ceiling_heard_digits_and_oracle(trained, tmp_path, capsys):
+    """examples/avdigits/avc_ceiling.py: which digits a clip says, and the digit oracle on the
+    evaluate-avc pairs of a prepared corpus."""
+    import json
+
+    ceiling = _script("avdigits/avc_ceiling")
+    sidecar = {"segments": [{"digit": 3, "start": 0.5, "end": 0.9},
+                            {"digit": 7, "start": 1.4, "end": 1.8}]}
+    assert ceiling.heard_digits(sidecar, 0.0) == {3}
+    assert ceiling.heard_digits(sidecar, 0.8) == {3, 7}
+    assert ceiling.heard_digits(sidecar, 0.8, min_overlap_s=0.2) == {7}
+    assert ceiling.heard_digits(sidecar, 0.86, min_overlap_s=0.05) == {7}  # 0.04 s of the 3
+    assert ceiling.heard_digits(sidecar, 1.81) == set()
+
+    dataset = str(trained / "dataset")
+    result = ceiling.oracle_accuracy(dataset, n_pairs=256, batch_size=64, seed=3)
+    assert result["n_pairs"] == 256
+    # Corresponding clips overlap their frame's time, so they nearly always say its digit; a
+    # clip drawn anywhere in the video would miss it far more often (0.69 on this corpus).
+    assert result["positive_accuracy"] > 0.85
+    assert result["accuracy"] == pytest.approx(
+        (result["positive_accuracy"] + result["negative_accuracy"]) / 2, abs=0.05)
+    deaf = ceiling.oracle_accuracy(dataset, n_pairs=128, seed=3, min_overlap_s=5.0)
+    assert deaf["positive_accuracy"] == 0.0 and deaf["negative_accuracy"] == 1.0
+
+    out = tmp_path / "ceiling.json"
+    assert ceiling.main([dataset, "--pairs", "64", "-o", str(out)]) == 0
+    assert "digit oracle AVC accuracy" in capsys.readouterr().out
+    assert json.loads(out.read_text())["result"]["n_pairs"] == 64
+    assert ceiling.main([str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
