@@ -103,6 +103,36 @@ def test_train_logs_and_refusals(dataset, tmp_path):
     assert not (tmp_path / "other").exists()
 
 
+def test_learning_rate_changes_on_resume_are_logged_and_exported(dataset, tmp_path):
+    """metrics.csv and the checkpoint record the learning rate of every step; export copies the
+    schedule into the model file's metadata."""
+    from openl3lite.training.export import export_model
+    from openl3lite.training.train import read_checkpoint_state, record_learning_rate, train
+
+    run = tmp_path / "run"
+    tiny = dict(TINY, learning_rate=1e-3)
+    train(dataset, run, steps=4, eval_every=2, checkpoint_every=2, **tiny)
+    train(dataset, run, steps=4, eval_every=2, checkpoint_every=2, resume=True,
+          **dict(tiny, learning_rate=5e-4))  # nothing left to train: no step used 5e-4
+    train(dataset, run, steps=6, eval_every=2, checkpoint_every=2, resume=True,
+          **dict(tiny, learning_rate=2e-4))
+    rows = _read_csv(run / "metrics.csv")
+    assert [(int(r["step"]), float(r["learning_rate"])) for r in rows] == \
+        [(2, 1e-3), (4, 1e-3), (6, 2e-4)]
+    state, _ = read_checkpoint_state(run)
+    assert state["learning_rates"] == [[1, 1e-3], [5, 2e-4]]
+    train(dataset, run, steps=8, eval_every=2, checkpoint_every=2, resume=True,
+          **dict(tiny, learning_rate=2e-4))
+    assert read_checkpoint_state(run)[0]["learning_rates"] == [[1, 1e-3], [5, 2e-4]]
+    metadata = export_model(run, tmp_path / "run.h5", "tiny-lr")
+    assert metadata.extra["learning_rate_schedule"] == [[1, 1e-3], [5, 2e-4]]
+    assert metadata.extra["learning_rate"] == 2e-4
+
+    old_run = {"step": 300}  # a checkpoint written before the record existed
+    record_learning_rate(old_run, 1e-4)
+    assert old_run["learning_rates"] == [[301, 1e-4]]
+
+
 def _train_in_subprocess(dataset, run_dir, steps):
     code = ("from openl3lite.training.train import train; "
             f"train({dataset!r}, {str(run_dir)!r}, steps={steps}, checkpoint_every=2, "

@@ -34,8 +34,9 @@ def training_details(state, extra=None):
         ``training_steps``, ``batch_size``, ``learning_rate``, ``weight_decay``, ``optimizer``,
         ``seed``, ``negatives``, ``dataset_dir``, ``heldout_dir``, ``final_val_loss``,
         ``final_val_avc_acc``, ``final_heldout_avc_acc`` (None when not measured),
-        ``train_time_s``, ``backend``, ``keras_version``, ``exported`` (UTC date), plus
-        ``extra``.
+        ``learning_rate_schedule`` (``[first_step, lr]`` pairs; it starts after step 1 when
+        the run's early checkpoints predate this record, None if none was recorded), ``train_time_s``,
+        ``backend``, ``keras_version``, ``exported`` (UTC date), plus ``extra``.
     """
     import keras
 
@@ -50,6 +51,8 @@ def training_details(state, extra=None):
         "final_metrics_step": last.get("step"), "final_val_loss": last.get("val_loss"),
         "final_val_avc_acc": last.get("val_acc"),
         "final_heldout_avc_acc": last.get("heldout_acc"),
+        "learning_rate_schedule": [entry for entry in state.get("learning_rates", [])
+                                   if entry[0] <= state["step"]] or None,
         "train_time_s": round(float(state.get("elapsed_s", 0.0)), 1),
         "backend": state.get("backend", keras.backend.backend()),
         "keras_version": state.get("keras_version", keras.__version__),

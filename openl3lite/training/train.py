@@ -13,7 +13,8 @@ Every ``checkpoint_every`` steps, at the end and on Ctrl-C, ``run_dir/checkpoint
 * ``step-XXXXXXXX.npz``: every model variable (weights and BatchNorm statistics) and every
   optimizer variable (AdamW iteration, learning rate, first and second moments), in order;
 * ``state.json``: the step, the metrics so far, the running train loss since the last log row,
-  the elapsed training time and the run's config.
+  the elapsed training time, the learning rates used (``learning_rates``: ``[first_step, lr]``
+  pairs, one more each time a run is resumed with a new ``learning_rate``) and the run's config.
 
 Both are written to temporary names and renamed (``os.replace``), ``state.json`` last, so a crash
 or ``kill -9`` at any moment leaves the previous complete checkpoint in place. ``resume=True``
@@ -68,7 +69,7 @@ SAMPLER_KEYS = ("batch_size", "seed", "val_fraction", "negatives")
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
 CSV_FIELDS = ("step", "elapsed_s", "train_loss", "train_acc", "val_loss", "val_acc",
-              "heldout_acc", "heldout_loss")
+              "heldout_acc", "heldout_loss", "learning_rate")
 #: Batch indices of the fixed validation batches (far from any training index).
 VAL_BATCH_OFFSET = 1_000_000_007
 #: Batch indices of the fixed training batches BatchNorm statistics are recomputed on.
@@ -505,7 +506,8 @@ def write_metrics_csv(path, history):
     history : list of dict
         Rows with keys among :data:`CSV_FIELDS`: ``step``, ``elapsed_s`` (training wall time
         in seconds, summed over resumes), train loss / accuracy (running means since the
-        previous row), validation and held-out loss / accuracy (blank when not computed).
+        previous row), validation and held-out loss / accuracy (blank when not computed) and
+        ``learning_rate`` (the one in force at ``step``; blank in rows of older runs).
     """
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w", newline="") as f:
@@ -908,6 +910,7 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
         state, path = read_checkpoint_state(run_dir)
         restore_checkpoint(model, path)
         model.optimizer.learning_rate = config.learning_rate  # may differ on resume
+    record_learning_rate(state, config.learning_rate)
     if chief:
         write_metrics_csv(os.path.join(run_dir, "metrics.csv"), state["history"])
     return _run(model, avc_model, config, run_dir, sampler, eval_sets, state, chief,
@@ -932,12 +935,33 @@ def _evaluation_sets(config, val_ids):
     return sets
 
 
+def record_learning_rate(state, learning_rate):
+    """Note in a run's state the learning rate its next steps train with.
+
+    Parameters
+    ----------
+    state : dict
+        The run's state (``step``, ...); its ``learning_rates`` list of ``[first_step, lr]``
+        (``first_step`` 1-based, as in ``metrics.csv``) gains an entry when ``learning_rate``
+        differs from the last one. An entry that no step has used yet is replaced. Runs whose
+        checkpoints predate this record start it at their resume step.
+    learning_rate : float
+    """
+    schedule = state.setdefault("learning_rates", [])
+    first_step = state["step"] + 1
+    if schedule and schedule[-1][0] >= first_step:
+        schedule.pop()
+    if not schedule or schedule[-1][1] != learning_rate:
+        schedule.append([first_step, learning_rate])
+
+
 def _log_row(model, state, eval_sets):
     """Close the running train means into a metrics row and run the evaluations."""
     pending = np.asarray(state["pending"], dtype=np.float64).reshape(-1, 2)
     row = {"step": state["step"], "elapsed_s": round(state["elapsed_s"], 2),
            "train_loss": float(pending[:, 0].mean()) if len(pending) else None,
-           "train_acc": float(pending[:, 1].mean()) if len(pending) else None}
+           "train_acc": float(pending[:, 1].mean()) if len(pending) else None,
+           "learning_rate": state["learning_rates"][-1][1]}
     for name, batches in eval_sets.items():
         row[f"{name}_loss"], row[f"{name}_acc"] = evaluate_avc(model, batches)
     state["history"].append(row)
