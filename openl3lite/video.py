@@ -1,10 +1,15 @@
 """Video decoding with moviepy (ffmpeg): the audio track and the frames.
 
-Every failure becomes an :class:`~openl3lite.errors.OpenL3liteError` naming the file.
+Every failure becomes an :class:`~openl3lite.errors.OpenL3liteError` naming the file. That
+includes a file cut short (an interrupted download or copy) whose header still promises the whole
+length: moviepy would pad its audio with silence and repeat its last frame to that length.
 """
 
 import contextlib
 import os
+import re
+import subprocess
+import warnings
 
 import numpy as np
 
@@ -27,9 +32,18 @@ def open_video(path, **kwargs):
     """
     from moviepy import VideoFileClip
 
+    from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
+
     path = os.fspath(path)
     if not os.path.exists(path):
         raise OpenL3liteError(f"{path}: file not found")
+    try:
+        infos = ffmpeg_parse_infos(path)
+    except Exception as exc:
+        raise OpenL3liteError(f"{path}: not a readable video ({_short(exc)})") from None
+    if not infos.get("video_found"):
+        kind = "an audio file" if infos.get("audio_found") else "no audio either"
+        raise OpenL3liteError(f"{path}: has no video track ({kind})")
     try:
         clip = VideoFileClip(path, **kwargs)
     except Exception as exc:
@@ -38,6 +52,43 @@ def open_video(path, **kwargs):
         yield clip
     finally:
         clip.close()
+
+
+#: Seconds of picture that may be missing at the end of a video: a container's duration often
+#: runs a frame or two past the last frame. More than this means the file is cut short.
+MISSING_END_TOLERANCE_S = 1.0
+#: What moviepy warns when ffmpeg has no more frame data (it then repeats the last frame).
+_NO_FRAME_DATA = re.compile(r"0 bytes read at frame index \d+ .*at time ([\d.]+)/([\d.]+) sec")
+
+
+def check_audio_complete(path):
+    """Refuse a video whose audio data stops before the file says it does.
+
+    ffmpeg's demuxer reports such a file as a "partial file" (an MP4 whose header, written
+    first, promises more than the file holds); moviepy would silently pad the missing audio
+    with zeros. Only the audio stream is decoded (tens of milliseconds for minutes of audio).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Raises
+    ------
+    OpenL3liteError
+        If ffmpeg reports the file as cut short.
+    """
+    from moviepy.config import FFMPEG_BINARY
+
+    path = os.fspath(path)
+    try:
+        done = subprocess.run([FFMPEG_BINARY, "-nostdin", "-v", "error", "-i", path,
+                               "-map", "0:a:0", "-f", "null", "-"],
+                              capture_output=True, text=True, errors="replace", timeout=3600)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise OpenL3liteError(f"{path}: could not check the audio track ({exc})") from None
+    if "partial file" in done.stderr:
+        raise OpenL3liteError(f"{path}: the file is cut short (truncated download or copy?): "
+                              "ffmpeg reports a partial file")
 
 
 def read_video_audio(path, sr=48000):
@@ -57,11 +108,13 @@ def read_video_audio(path, sr=48000):
     Raises
     ------
     OpenL3liteError
-        If the file is unreadable or has no audio track.
+        If the file is unreadable, has no audio track or is cut short
+        (:func:`check_audio_complete`).
     """
     with open_video(path) as clip:
         if clip.audio is None:
             raise OpenL3liteError(f"{os.fspath(path)}: video has no audio track")
+        check_audio_complete(path)
         try:
             samples = clip.audio.to_soundarray(fps=sr)
         except Exception as exc:
@@ -99,6 +152,12 @@ def iter_video_frames(path, size=None, short_side=None, fps=None):
     ------
     time_s : float
     frame : np.ndarray, uint8, shape (H, W, 3)
+
+    Raises
+    ------
+    OpenL3liteError
+        If the file is unreadable, or its frame data stops more than
+        :data:`MISSING_END_TOLERANCE_S` before the duration its header gives.
     """
     with open_video(path) as probe:
         target = _target_resolution(probe.size, size, short_side)
@@ -108,14 +167,46 @@ def iter_video_frames(path, size=None, short_side=None, fps=None):
         kwargs["target_resolution"] = target
     with open_video(path, **kwargs) as clip:
         rate = fps or native_fps or clip.fps
+        frames = clip.iter_frames(fps=rate, dtype="uint8")
+        index = 0
+        while True:
+            try:
+                frame = _next_frame(frames, path)
+            except StopIteration:
+                return
+            except OpenL3liteError:
+                raise
+            except Exception as exc:
+                raise OpenL3liteError(f"{os.fspath(path)}: could not decode frames "
+                                      f"({_short(exc)})") from None
+            yield index / rate, np.asarray(frame)[..., :3]
+            index += 1
+
+
+def _next_frame(frames, path):
+    """The next frame of moviepy's iterator, refusing frames it makes up for a file cut short.
+
+    moviepy warns, then repeats the last frame, when ffmpeg has no data for a frame; that
+    warning is turned into an error unless it comes within :data:`MISSING_END_TOLERANCE_S` of the
+    end. Other warnings pass on unchanged.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
-            for index, frame in enumerate(clip.iter_frames(fps=rate, dtype="uint8")):
-                yield index / rate, np.asarray(frame)[..., :3]
-        except OpenL3liteError:
-            raise
-        except Exception as exc:
-            raise OpenL3liteError(f"{os.fspath(path)}: could not decode frames "
-                                  f"({_short(exc)})") from None
+            return next(frames)
+        finally:
+            for warning in caught:
+                missing = _NO_FRAME_DATA.search(str(warning.message))
+                if missing is None:
+                    warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                           warning.lineno, source=warning.source)
+                    continue
+                at, total = float(missing.group(1)), float(missing.group(2))
+                if total - at > MISSING_END_TOLERANCE_S:
+                    raise OpenL3liteError(
+                        f"{os.fspath(path)}: the file is cut short (truncated download or "
+                        f"copy?): no picture after {at:.2f} s of the {total:.2f} s it should "
+                        "last")
 
 
 def read_video_frames(path, size=None, short_side=None, fps=None):

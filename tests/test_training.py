@@ -26,19 +26,35 @@ def videos(tmp_path_factory):
     write_test_video(silent, 2.0, 9, with_audio=False)
     corrupt = folder / "corrupt.mp4"
     corrupt.write_bytes(os.urandom(2000))
-    return paths, str(silent), str(corrupt)
+    return paths, str(silent), str(corrupt), str(_cut_short_copy(paths[3], folder / "cut.mp4"))
+
+
+def _cut_short_copy(path, out):
+    """The first 60% of ``path`` remuxed with its header first (as a download interrupted
+    halfway leaves it): readable, but the header promises the whole length."""
+    import subprocess
+
+    from moviepy.config import FFMPEG_BINARY
+
+    whole = out.with_name("faststart.mp4")
+    subprocess.run([FFMPEG_BINARY, "-v", "error", "-y", "-i", str(path), "-c", "copy",
+                    "-movflags", "+faststart", str(whole)], check=True)
+    payload = whole.read_bytes()
+    out.write_bytes(payload[: int(0.6 * len(payload))])
+    return out
 
 
 @pytest.fixture(scope="module")
 def dataset(videos, tmp_path_factory):
-    good, silent, corrupt = videos
+    good, silent, corrupt, cut = videos
     out = tmp_path_factory.mktemp("dataset")
-    report = prepare_dataset(good[:3] + [silent, corrupt], str(out), fps=4, workers=2,
+    report = prepare_dataset(good[:3] + [silent, corrupt, cut], str(out), fps=4, workers=2,
                              progress=False)
     assert sorted(report.added) == sorted(good[:3])
     failed = dict(report.failed)
     assert "no audio track" in failed[silent]
     assert corrupt in failed
+    assert failed[cut].startswith(cut) and "cut short" in failed[cut]
     return str(out)
 
 
@@ -58,6 +74,33 @@ def test_prepare_contents_and_rerun(dataset, videos):
     for name, mtime in shard_times.items():
         assert os.path.getmtime(os.path.join(dataset, "shards", name)) == mtime
     assert not [f for f in os.listdir(dataset) if ".tmp" in f]
+
+
+def test_videos_cut_short_or_without_picture_are_refused(videos, tmp_path):
+    """moviepy pads a truncated file's audio with silence and repeats its last frame; both
+    readers refuse it instead, naming the file. The uncut original reads in full."""
+    import warnings
+
+    from moviepy import AudioArrayClip
+
+    from openl3lite.video import iter_video_frames, read_video_audio
+
+    good, _, _, cut = videos
+    with pytest.raises(OpenL3liteError, match=r"cut\.mp4: the file is cut short.*partial file"):
+        read_video_audio(cut)
+    with pytest.raises(OpenL3liteError, match=r"cut\.mp4: the file is cut short.*no picture after"):
+        list(iter_video_frames(cut, fps=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the full file reads without moviepy's warnings
+        times = [t for t, _ in iter_video_frames(good[3], fps=4)]
+    assert len(times) == 16 and len(read_video_audio(good[3])) == 4 * 48000
+
+    audio_only = tmp_path / "tone.mp4"
+    tone = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
+    clip = AudioArrayClip(np.stack([tone, tone], 1), fps=16000)
+    clip.write_audiofile(str(audio_only), codec="aac", logger=None)
+    with pytest.raises(OpenL3liteError, match=r"tone\.mp4: has no video track \(an audio file\)"):
+        read_video_audio(audio_only)
 
 
 def test_sampler_statistics(dataset):
