@@ -479,7 +479,11 @@ def train(dataset_dir, run_dir, input_repr, width, batch_size, negatives, head_i
 @click.argument("output", type=click.Path(dir_okay=False))
 @click.option("--name", default=None, help="Model name (default: the output's base name).")
 @click.option("--overwrite", "-ow", is_flag=True, help="Replace an existing output file.")
-def export(run_dir, output, name, overwrite):
+@click.option("--bn-batches", type=click.IntRange(min=0), default=0, show_default=True,
+              help="First recompute the BatchNorm statistics on N training batches of the run's "
+                   "dataset (for runs trained with --bn-batches 0; training otherwise does this "
+                   "before every checkpoint).")
+def export(run_dir, output, name, overwrite, bn_batches):
     """Export a training run's audio and image subnetworks (and fusion head) to OUTPUT, a
     weights file that --model and the load_*_from_path functions accept."""
     from .errors import OpenL3liteError
@@ -489,7 +493,8 @@ def export(run_dir, output, name, overwrite):
         _fail_setup(f"{output} exists; use --overwrite to replace it")
     try:
         metadata = export_model(run_dir, output,
-                                name or os.path.splitext(os.path.basename(output))[0])
+                                name or os.path.splitext(os.path.basename(output))[0],
+                                bn_batches=bn_batches)
     except OpenL3liteError as exc:
         _fail_setup(exc)
     click.echo(f"wrote {output} ({metadata.input_repr}, width {metadata.width})")

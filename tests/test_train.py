@@ -133,6 +133,45 @@ def test_learning_rate_changes_on_resume_are_logged_and_exported(dataset, tmp_pa
     assert old_run["learning_rates"] == [[301, 1e-4]]
 
 
+def test_export_can_recompute_batchnorm_for_runs_trained_without(dataset, tmp_path):
+    """BatchNorm statistics do not steer training, so a run trained with bn_batches=0 and
+    exported with --bn-batches 3 holds exactly the statistics of the same run trained with
+    bn_batches=3; exported as it is, it holds Keras' stale moving averages."""
+    from click.testing import CliRunner
+
+    from openl3lite.cli import main
+    from openl3lite.training.export import export_model
+    from openl3lite.training.train import train
+    from openl3lite.weights import read_model_file
+
+    plain, refreshed = tmp_path / "plain", tmp_path / "refreshed"
+    train(dataset, plain, steps=3, eval_every=3, bn_batches=0, **TINY)
+    train(dataset, refreshed, steps=3, eval_every=3, bn_batches=3, **TINY)
+    runner = CliRunner()
+    for args in ([str(plain), str(tmp_path / "stale.h5")],
+                 [str(plain), str(tmp_path / "late.h5"), "--bn-batches", "3"]):
+        done = runner.invoke(main, ["export", *args])
+        assert done.exit_code == 0, done.output
+    export_model(refreshed, tmp_path / "reference.h5", "reference")
+    stale, late, reference = (read_model_file(tmp_path / f"{n}.h5")
+                              for n in ("stale", "late", "reference"))
+    assert late[0].extra["batchnorm_recomputed_at_export"] == 3
+    assert "batchnorm_recomputed_at_export" not in stale[0].extra
+    n_batchnorm = 0
+    for part, layers in reference[1].items():
+        for layer, arrays in layers.items():
+            for i, array in enumerate(arrays):
+                np.testing.assert_allclose(late[1][part][layer][i], array, rtol=1e-5,
+                                           atol=1e-6, err_msg=f"{part}/{layer}/{i}")
+            if "bn" in layer and len(arrays) == 4:  # gamma, beta, moving mean, variance
+                n_batchnorm += 1
+                assert not np.allclose(stale[1][part][layer][2], arrays[2])  # moving mean
+    assert n_batchnorm > 0
+    bad = runner.invoke(main, ["export", str(plain), str(tmp_path / "x.h5"), "--bn-batches",
+                               "-1"])
+    assert bad.exit_code == 2 and not (tmp_path / "x.h5").exists()
+
+
 def _train_in_subprocess(dataset, run_dir, steps):
     code = ("from openl3lite.training.train import train; "
             f"train({dataset!r}, {str(run_dir)!r}, steps={steps}, checkpoint_every=2, "

@@ -62,7 +62,7 @@ def training_details(state, extra=None):
     return details
 
 
-def export_model(run_dir_or_checkpoint, out_path, name, extra=None):
+def export_model(run_dir_or_checkpoint, out_path, name, extra=None, bn_batches=0):
     """Write a run's latest checkpoint as an openl3lite model file and verify it.
 
     Parameters
@@ -75,6 +75,10 @@ def export_model(run_dir_or_checkpoint, out_path, name, extra=None):
         Model name recorded in the metadata.
     extra : dict, optional
         More metadata to record (JSON-serialisable).
+    bn_batches : int
+        If > 0, then recompute the BatchNorm statistics on this many training batches of the
+        run's dataset first (see :func:`~openl3lite.training.train.load_checkpoint`); recorded as
+        ``batchnorm_recomputed_at_export``. Runs trained with ``bn_batches > 0`` need not.
 
     Returns
     -------
@@ -92,12 +96,15 @@ def export_model(run_dir_or_checkpoint, out_path, name, extra=None):
 
     if not name or not isinstance(name, str):
         raise OpenL3liteError(f"invalid model name {name!r}: must be a non-empty string")
-    model, state = load_checkpoint(run_dir_or_checkpoint, optimizer=False)
+    model, state = load_checkpoint(run_dir_or_checkpoint, optimizer=False,
+                                   bn_batches=bn_batches)
     config = state["config"]
+    details = training_details(state, extra)
+    if bn_batches:
+        details["batchnorm_recomputed_at_export"] = int(bn_batches)
     metadata = ModelMetadata(name=name, input_repr=config["input_repr"],
                              width=float(config["width"]), frontend="kapre",
-                             image_scaling="symmetric", content_type=None,
-                             extra=training_details(state, extra))
+                             image_scaling="symmetric", content_type=None, extra=details)
     parts = {part: model.get_layer(layer) for part, layer in AVC_PARTS.items()}
     out_path = os.fspath(out_path)
     save_model_file(out_path, parts, metadata)

@@ -471,7 +471,7 @@ def restore_checkpoint(model, path, optimizer=True):
                         [data[k] for k in keys if k.startswith("optimizer_")], "optimizer", path)
 
 
-def load_checkpoint(run_dir_or_checkpoint, optimizer=True):
+def load_checkpoint(run_dir_or_checkpoint, optimizer=True, bn_batches=0):
     """Rebuild a run's model from its latest checkpoint.
 
     Parameters
@@ -480,6 +480,10 @@ def load_checkpoint(run_dir_or_checkpoint, optimizer=True):
         A run folder or its ``checkpoint`` folder.
     optimizer : bool
         Also restore the optimizer state.
+    bn_batches : int
+        If > 0, then recompute the BatchNorm statistics on this many fixed training batches of
+        the run's dataset, as training does before every checkpoint (for checkpoints written
+        with ``bn_batches=0``). The dataset must still be where the run's config says.
 
     Returns
     -------
@@ -488,10 +492,21 @@ def load_checkpoint(run_dir_or_checkpoint, optimizer=True):
     state : dict
         The checkpoint's ``state.json``.
     """
+    if not isinstance(bn_batches, (int, np.integer)) or bn_batches < 0:
+        raise OpenL3liteError(f"invalid bn_batches {bn_batches!r}: must be an integer >= 0")
     state, path = read_checkpoint_state(run_dir_or_checkpoint)
     config = _config_from_dict(state["config"])
     train_model, avc_model = build_models(config)
     restore_checkpoint(train_model, path, optimizer)
+    if bn_batches:
+        if not os.path.isdir(config.dataset_dir):
+            raise OpenL3liteError(f"{config.dataset_dir}: the run's dataset is gone; BatchNorm "
+                                  "statistics cannot be recomputed without it")
+        train_ids, _ = sampling.split_videos(load_manifest(config.dataset_dir),
+                                             config.val_fraction, config.seed)
+        sampler = _pair_dataset(config.dataset_dir, train_ids, config.batch_size, config.seed,
+                                True, config.negatives)
+        _refresh_batchnorm(train_model, avc_model, sampler, int(bn_batches))
     return avc_model, state
 
 
