@@ -51,7 +51,16 @@ def open_video(path, **kwargs):
     try:
         yield clip
     finally:
+        audio = getattr(clip, "audio", None)
+        processes = [getattr(reader, "proc", None)
+                     for reader in (getattr(clip, "reader", None), getattr(audio, "reader", None))]
         clip.close()
+        # moviepy closes the pipes only of an ffmpeg still running; one that has finished (a
+        # short file read whole) would leave them to the garbage collector
+        for process in filter(None, processes):
+            for stream in (process.stdout, process.stderr):
+                if stream is not None and not stream.closed:
+                    stream.close()
 
 
 #: Seconds of picture that may be missing at the end of a video: a container's duration often
