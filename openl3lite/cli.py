@@ -9,6 +9,7 @@ summary line and a non-zero exit status if any file failed.
 import glob
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 
 import click
@@ -95,7 +96,8 @@ def run_job(files, outputs_of, process, overwrite, quiet, unmatched=()):
     overwrite : bool
         Replace existing outputs.
     quiet : bool
-        No progress bar and no per-file messages (errors are still reported).
+        No progress bar and no per-file messages (errors and the library's warnings about an
+        input, e.g. audio shorter than a window, are still reported, one line each).
     unmatched : sequence of str
         Inputs that named no file; reported as failures.
 
@@ -129,7 +131,10 @@ def run_job(files, outputs_of, process, overwrite, quiet, unmatched=()):
                 tqdm.write(f"skipped {path}: {', '.join(outputs)} exists (--overwrite replaces it)")
             continue
         try:
-            process(path)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                process(path)
+            _report_warnings(path, caught)
         except (OpenL3liteError, OSError) as exc:
             summary.failed.append((path, str(exc)))
             tqdm.write(f"error: {_with_path(path, exc)}", file=sys.stderr)
@@ -143,6 +148,23 @@ def run_job(files, outputs_of, process, overwrite, quiet, unmatched=()):
             tqdm.write(f"wrote {', '.join(outputs)}")
     click.echo(summary.line(), err=bool(summary.failed))
     return summary
+
+
+def _report_warnings(path, caught):
+    """Print the library's warnings about one input as ``warning: PATH: message`` lines (each
+    once); pass any other warning on to Python's usual display."""
+    from tqdm.auto import tqdm
+
+    from .errors import OpenL3liteWarning
+
+    seen = set()
+    for warning in caught:
+        if not issubclass(warning.category, OpenL3liteWarning):
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
+        elif str(warning.message) not in seen:
+            seen.add(str(warning.message))
+            tqdm.write(f"warning: {_with_path(path, warning.message)}", file=sys.stderr)
 
 
 def _with_path(path, exc):

@@ -59,6 +59,25 @@ def test_audio_batch_keeps_going_and_reports(audio_tree, tmp_path, model_file):
     assert not [f for f in os.listdir(out) if f.startswith(".tmp")]
 
 
+def test_warnings_about_an_input_are_one_line_naming_it(tmp_path, model_file):
+    short = tmp_path / "short.wav"
+    sf.write(short, 0.1 * np.ones(4000), 16000)  # 0.25 s: padded to one window
+    black = tmp_path / "black.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((240, 240, 3), np.uint8)).save(black)
+    for command, path in (("audio", short), ("image", black)):
+        result = CliRunner().invoke(main, [command, str(path), "-o", str(tmp_path / "out"),
+                                           "--model", model_file, "-q"])
+        assert result.exit_code == 0, result.output
+        lines = [line for line in result.output.splitlines() if "warning" in line.lower()]
+        assert len(lines) == 1 and lines[0].startswith(f"warning: {path}: "), result.output
+        assert "OpenL3liteWarning" not in result.output and "cli.py" not in result.output
+    assert "shorter than window size" in CliRunner().invoke(
+        main, ["audio", str(short), "-o", str(tmp_path / "again"), "--model", model_file,
+               "-q"]).output
+
+
 def test_skip_existing_and_overwrite(audio_tree, tmp_path, model_file):
     out = tmp_path / "out"
     out.mkdir()
