@@ -551,17 +551,24 @@ def export(run_dir, output, name, overwrite, bn_batches):
 def evaluate(labels, modality, model_paths, random_baseline, logmel_baseline, embedding_size,
              train_groups, test_groups, test_fraction, kfold, hop_size, plot, output_dir, quiet):
     """Linear-probe accuracy of embeddings on LABELS: a folder `ROOT/<label>/<file>` or a CSV with
-    columns `path,label[,group][,split]`."""
+    columns `path,label[,group][,split]`.
+
+    A file that cannot be read is reported and left out; the report says how many were, and the
+    command then exits with status 1."""
     from . import evaluation, models
     from .errors import OpenL3liteError
 
     if plot and not output_dir:
         raise click.BadParameter("--plot needs --output-dir to write the map to",
                                  param_hint="--plot")
+    split = lambda text: [g.strip() for g in text.split(",")] if text else None  # noqa: E731
+    failures = []
     try:
         suffixes = evaluation.AUDIO_SUFFIXES if modality == "audio" else \
             evaluation.IMAGE_SUFFIXES
         clips = evaluation.load_clip_set(labels, suffixes)
+        plan = (split(train_groups), split(test_groups), test_fraction, kfold)
+        evaluation.check_probe_plan(clips, *plan)
         feature_sets = {}
         loaded = []
         for path in model_paths or [None]:
@@ -576,7 +583,10 @@ def evaluate(labels, modality, model_paths, random_baseline, logmel_baseline, em
             loaded.append(model)
         for model in loaded:
             feature_sets[model.metadata.name] = _features(evaluation, clips, model, modality,
-                                                         hop_size, quiet)
+                                                         hop_size, quiet, failures)
+            if failures and len(feature_sets) == 1:  # later feature sets skip those files
+                clips = _without_failures(clips, failures)
+                evaluation.check_probe_plan(clips, *plan)
         if random_baseline:
             meta = loaded[0].metadata
             rand = (models.random_audio_model(meta.input_repr, embedding_size, meta.width)
@@ -587,9 +597,8 @@ def evaluate(labels, modality, model_paths, random_baseline, logmel_baseline, em
         if logmel_baseline and modality == "audio":
             feature_sets["log-mel statistics"] = evaluation.logmel_features(
                 clips.paths, progress=not quiet)
-        split = lambda text: [g.strip() for g in text.split(",")] if text else None  # noqa: E731
-        report = evaluation.evaluate(clips, feature_sets, split(train_groups), split(test_groups),
-                                     test_fraction, kfold)
+        report = evaluation.evaluate(clips, feature_sets, *plan)
+        report["skipped"] = failures
     except OpenL3liteError as exc:
         _fail_setup(exc)
     click.echo(evaluation.format_report(report))
@@ -601,12 +610,30 @@ def evaluate(labels, modality, model_paths, random_baseline, logmel_baseline, em
             plot_embedding_maps(feature_sets, clips.labels,
                                 os.path.join(output_dir, "embedding_map.png"))
         click.echo(f"report written to {output_dir}")
+    if failures:
+        click.echo(f"{len(failures)} file(s) could not be read and were left out", err=True)
+        sys.exit(1)
 
 
-def _features(evaluation, clips, model, modality, hop_size, quiet):
+def _features(evaluation, clips, model, modality, hop_size, quiet, failures=None):
+    """Features of every clip; unreadable ones go to ``failures`` (reported as they happen)."""
+    new = [] if failures is not None else None
     if modality == "audio":
-        return evaluation.audio_clip_features(clips.paths, model, hop_size, progress=not quiet)
-    return evaluation.image_clip_features(clips.paths, model, progress=not quiet)
+        features = evaluation.audio_clip_features(clips.paths, model, hop_size,
+                                                  progress=not quiet, failures=new)
+    else:
+        features = evaluation.image_clip_features(clips.paths, model, progress=not quiet,
+                                                  failures=new)
+    for path, message in new or []:
+        click.echo(f"error: {message}", err=True)
+    if failures is not None:
+        failures.extend(new)
+    return features
+
+
+def _without_failures(clips, failures):
+    failed = {path for path, _ in failures}
+    return clips.subset([i for i, path in enumerate(clips.paths) if path not in failed])
 
 
 @main.command("evaluate-avc")

@@ -44,6 +44,12 @@ class ClipSet:
     groups: list = None
     splits: list = None
 
+    def subset(self, indices):
+        """The clips at ``indices`` (sequence of int), in that order."""
+        pick = lambda values: None if values is None else [values[i] for i in indices]  # noqa: E731
+        return ClipSet(pick(self.paths), pick(self.labels), pick(self.groups),
+                       pick(self.splits))
+
 
 def load_clip_set(source, suffixes):
     """Read labelled clips from a folder-per-class layout or a CSV.
@@ -121,7 +127,27 @@ def fsdd_clip_set(fsdd_root):
 
 # ---------------------------------------------------------------- features
 
-def audio_clip_features(paths, model, hop_size=0.25, batch_size=64, progress=True):
+def _per_clip(paths, vector_of, desc, progress, failures):
+    """Stack ``vector_of(path)`` over ``paths``; with a ``failures`` list, a file that cannot be
+    read is appended to it as ``(path, message)`` and left out instead of raising."""
+    from tqdm.auto import tqdm
+
+    rows = []
+    for path in tqdm(paths, disable=not progress, unit="clip", desc=desc):
+        try:
+            rows.append(vector_of(path))
+        except (OpenL3liteError, OSError) as exc:
+            if failures is None:
+                raise
+            text = str(exc)
+            failures.append((path, text if os.fspath(path) in text else f"{path}: {text}"))
+    if not rows:
+        raise OpenL3liteError("no clip could be read")
+    return np.stack(rows).astype(np.float32)
+
+
+def audio_clip_features(paths, model, hop_size=0.25, batch_size=64, progress=True,
+                        failures=None):
     """One vector per audio clip: mean and max of its window embeddings, concatenated.
 
     Parameters
@@ -130,24 +156,26 @@ def audio_clip_features(paths, model, hop_size=0.25, batch_size=64, progress=Tru
     model : AudioEmbeddingModel
     hop_size : float
         Seconds between windows.
+    failures : list, optional
+        If given, unreadable clips are appended to it as ``(path, message)`` and left out;
+        otherwise the first one raises :class:`OpenL3liteError`.
 
     Returns
     -------
     np.ndarray, float32, shape (n_clips, 2 * D)
+        ``n_clips`` counts the clips read.
     """
     import warnings
 
-    from tqdm.auto import tqdm
-
     from .api import embed_audio_file
 
-    features = []
-    for path in tqdm(paths, disable=not progress, unit="clip", desc=model.metadata.name):
+    def vector_of(path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # short clips are expected here
             emb, _ = embed_audio_file(path, model, hop_size=hop_size, batch_size=batch_size)
-        features.append(np.concatenate([emb.mean(0), emb.max(0)]))
-    return np.stack(features).astype(np.float32)
+        return np.concatenate([emb.mean(0), emb.max(0)])
+
+    return _per_clip(paths, vector_of, model.metadata.name, progress, failures)
 
 
 def logmel_features(paths, sr=16000, n_mels=64, progress=True):
@@ -173,21 +201,27 @@ def logmel_features(paths, sr=16000, n_mels=64, progress=True):
     return np.stack(out).astype(np.float32)
 
 
-def image_clip_features(paths, model, batch_size=32, progress=True):
+def image_clip_features(paths, model, batch_size=32, progress=True, failures=None):
     """One embedding per image file.
+
+    Parameters
+    ----------
+    paths : list of str
+    model : ImageEmbeddingModel
+    failures : list, optional
+        As for :func:`audio_clip_features`.
 
     Returns
     -------
     np.ndarray, float32, shape (n_images, D)
     """
-    from tqdm.auto import tqdm
-
     from .api import embed_images
     from .image import as_image_batch, read_image
 
-    rows = [embed_images(as_image_batch(read_image(p), p), model, batch_size)[0]
-            for p in tqdm(paths, disable=not progress, unit="image", desc=model.metadata.name)]
-    return np.stack(rows).astype(np.float32)
+    def vector_of(path):
+        return embed_images(as_image_batch(read_image(path), path), model, batch_size)[0]
+
+    return _per_clip(paths, vector_of, model.metadata.name, progress, failures)
 
 
 # ---------------------------------------------------------------- the probe
@@ -235,11 +269,59 @@ def split_indices(clips, train_groups=None, test_groups=None, test_fraction=0.25
     else:
         from sklearn.model_selection import train_test_split
 
-        train, test = train_test_split(np.arange(n), test_size=test_fraction, random_state=seed,
-                                       stratify=clips.labels)
+        try:
+            train, test = train_test_split(np.arange(n), test_size=test_fraction,
+                                           random_state=seed, stratify=clips.labels)
+        except ValueError as exc:  # e.g. fewer test clips than labels
+            raise OpenL3liteError(f"cannot split {n} clips {1 - test_fraction:.0%}/"
+                                  f"{test_fraction:.0%} by label: {exc}") from None
     if len(train) == 0 or len(test) == 0:
         raise OpenL3liteError("the split leaves no training or no test clips")
+    if len(set(np.asarray(clips.labels)[train].tolist())) < 2:
+        raise OpenL3liteError("the training clips have only one label; a classifier needs two "
+                              "or more")
     return np.asarray(train), np.asarray(test)
+
+
+def check_probe_plan(clips, train_groups=None, test_groups=None, test_fraction=0.25, kfold=0):
+    """Refuse a split or a k-fold count the clips cannot support, before any embedding.
+
+    Parameters
+    ----------
+    clips : ClipSet
+    train_groups, test_groups : list of str, optional
+    test_fraction : float
+        In (0, 1).
+    kfold : int
+        0 (none) or at least 2; no more than the clips' groups (when they have groups) or the
+        clips of the rarest label.
+
+    Raises
+    ------
+    OpenL3liteError
+    """
+    if not 0 < test_fraction < 1:
+        raise OpenL3liteError(f"invalid test_fraction {test_fraction}: must be in (0, 1)")
+    if not train_groups and not test_groups and clips.splits is None:
+        counts = np.unique(np.asarray(clips.labels), return_counts=True)[1]
+        if counts.min() < 2:
+            raise OpenL3liteError("a stratified split needs at least 2 clips of every label; "
+                                  "some label has 1 (give a split column or groups instead)")
+    split_indices(clips, train_groups, test_groups, test_fraction)
+    if kfold in (0, None):
+        return
+    if not isinstance(kfold, (int, np.integer)) or kfold < 2:
+        raise OpenL3liteError(f"invalid kfold {kfold!r}: must be 0 (none) or at least 2")
+    if clips.groups is not None:
+        n_groups = len(set(clips.groups))
+        if kfold > n_groups:
+            raise OpenL3liteError(f"kfold {kfold} needs at least {kfold} groups; the clips "
+                                  f"have {n_groups}")
+    else:
+        rarest = int(np.unique(np.asarray(clips.labels), return_counts=True)[1].min())
+        if kfold > rarest:
+            raise OpenL3liteError(f"kfold {kfold} needs at least {kfold} clips of every label; "
+                                  f"the rarest label has {rarest}")
 
 
 def linear_probe(features, labels, train, test, kfold=0, groups=None, seed=0):
@@ -296,6 +378,7 @@ def evaluate(clips, feature_sets, train_groups=None, test_groups=None, test_frac
     dict
         ``{"n_train", "n_test", "split", "results": {name: ProbeResult}}``.
     """
+    check_probe_plan(clips, train_groups, test_groups, test_fraction, kfold)
     train, test = split_indices(clips, train_groups, test_groups, test_fraction, seed)
     split = (f"groups {','.join(train_groups or [])} -> {','.join(test_groups or ['rest'])}"
              if train_groups or test_groups else
@@ -317,6 +400,8 @@ def format_report(report):
     lines = [f"linear probe: {report['n_train']} train / {report['n_test']} test clips "
              f"({report['split']})", "", "| features | accuracy | k-fold mean |",
              "| --- | --- | --- |"]
+    if report.get("skipped"):
+        lines[0] += f"; {len(report['skipped'])} unreadable file(s) left out"
     for name, result in report["results"].items():
         folds = f"{np.mean(result.fold_accuracies):.3f}" if result.fold_accuracies else "-"
         lines.append(f"| {name} | {result.accuracy:.3f} | {folds} |")

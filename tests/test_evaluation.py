@@ -53,6 +53,55 @@ def test_network_features_and_kfold(small_fsdd):
     assert len(report["results"]["random"].fold_accuracies) == 3
 
 
+def test_cli_leaves_out_unreadable_files_and_refuses_impossible_plans(small_fsdd, tmp_path):
+    """`l3embed evaluate` keeps going past a bad file (reported, left out of every feature set,
+    listed in report.json, exit status 1); a k-fold count or split the clips cannot support is
+    refused before anything is embedded."""
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from openl3lite import network
+    from openl3lite.cli import main
+    from openl3lite.weights import ModelMetadata, save_model_file
+
+    model_file = tmp_path / "tiny.h5"
+    save_model_file(model_file, {"audio": network.build_audio_trunk("mel128", 0.0625)},
+                    ModelMetadata(name="tiny", input_repr="mel128", width=0.0625,
+                                  image_scaling="symmetric"))
+    root = tmp_path / "labels"
+    for i, (path, label) in enumerate(zip(small_fsdd.paths[::10], small_fsdd.labels[::10])):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, root / label / os.path.basename(path))
+    bad = root / "1" / "bad.wav"
+    bad.write_bytes(b"RIFF0000WAVEjunk")
+    n_good = len(list(root.rglob("*.wav"))) - 1
+    out = tmp_path / "report"
+    result = CliRunner().invoke(main, ["evaluate", str(root), "--model", str(model_file),
+                                       "-o", str(out), "-q", "--no-logmel-baseline"])
+    assert result.exit_code == 1, result.output
+    assert f"error: {bad}: not a readable audio file" in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert [path for path, _ in report["skipped"]] == [str(bad)]
+    assert report["n_train"] + report["n_test"] == n_good
+    assert set(report["results"]) == {"tiny", "random weights (width 0.0625)"}
+    assert "1 unreadable file(s) left out" in (out / "report.md").read_text()
+
+    for args, message in ((["--kfold", "40"], "kfold 40 needs at least 40 clips of every label"),
+                          (["--kfold", "1"], "invalid kfold 1"),
+                          (["--test-fraction", "1.5"], "invalid test_fraction 1.5")):
+        refused = CliRunner().invoke(main, ["evaluate", str(root), "--model", str(model_file),
+                                            "-q", *args])
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+        assert "Traceback" not in refused.output
+    shutil.rmtree(root / "1")
+    (root / "1").mkdir()
+    one_label = CliRunner().invoke(main, ["evaluate", str(root), "--model", str(model_file),
+                                          "-q"])
+    assert one_label.exit_code == 2 and "only one label" in one_label.output
+
+
 def test_clip_set_loaders(tmp_path):
     for label in ("cat", "dog"):
         (tmp_path / "tree" / label).mkdir(parents=True)
