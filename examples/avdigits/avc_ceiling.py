@@ -21,14 +21,13 @@ input.
 """
 
 import argparse
-import json
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from supervised_check import frame_digit, read_sidecar  # noqa: E402
+from supervised_check import frame_digit, read_sidecar, write_json  # noqa: E402
 
 
 def heard_digits(sidecar, start_s, duration_s=1.0, min_overlap_s=0.05):
@@ -133,10 +132,7 @@ def main(argv=None):
           f"{result['positives_not_heard']:.4f}), not corresponding "
           f"{result['negative_accuracy']:.4f} (clip says it: {result['negatives_heard']:.4f})")
     if args.output:
-        tmp = args.output + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"arguments": vars(args), "result": result}, f, indent=1)
-        os.replace(tmp, args.output)
+        write_json(args.output, {"arguments": vars(args), "result": result})
     return 0
 
 

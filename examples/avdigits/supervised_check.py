@@ -260,11 +260,17 @@ def main(argv=None):
         print(f"supervised_check.py: error: {exc}", file=sys.stderr)
         return 2
     if args.output:
-        tmp = args.output + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"arguments": vars(args), "history": history}, f, indent=1)
-        os.replace(tmp, args.output)
+        write_json(args.output, {"arguments": vars(args), "history": history})
     return 0
+
+
+def write_json(path, payload):
+    """Write ``payload`` as indented JSON to ``path`` through a temporary file (never a
+    half-written file)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
