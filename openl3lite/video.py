@@ -3,6 +3,8 @@
 Every failure becomes an :class:`~openl3lite.errors.OpenL3liteError` naming the file. That
 includes a file cut short (an interrupted download or copy) whose header still promises the whole
 length: moviepy would pad its audio with silence and repeat its last frame to that length.
+A whole file whose picture simply ends before its sound gets an
+:class:`~openl3lite.errors.OpenL3liteWarning` (the last frame is repeated, as OpenL3 does).
 """
 
 import contextlib
@@ -13,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from .errors import OpenL3liteError
+from .errors import OpenL3liteError, warn
 
 
 @contextlib.contextmanager
@@ -31,7 +33,6 @@ def open_video(path, **kwargs):
     moviepy.VideoFileClip
     """
     from moviepy import VideoFileClip
-
     from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
 
     path = os.fspath(path)
@@ -63,19 +64,23 @@ def open_video(path, **kwargs):
                     stream.close()
 
 
-#: Seconds of picture that may be missing at the end of a video: a container's duration often
-#: runs a frame or two past the last frame. More than this means the file is cut short.
+#: Seconds of picture that may be missing at the end of a video without a warning: a
+#: container's duration often runs a frame or two past the last frame.
 MISSING_END_TOLERANCE_S = 1.0
 #: What moviepy warns when ffmpeg has no more frame data (it then repeats the last frame).
 _NO_FRAME_DATA = re.compile(r"0 bytes read at frame index \d+ .*at time ([\d.]+)/([\d.]+) sec")
+#: What ffmpeg's demuxers report for a file that ends before its own structure says it does
+#: (MP4/MOV, Matroska/WebM).
+CUT_SHORT_REPORTS = ("partial file", "File ended prematurely")
 
 
-def check_audio_complete(path):
-    """Refuse a video whose audio data stops before the file says it does.
+def check_not_cut_short(path):
+    """Refuse a video file that ends before its own structure says it does.
 
-    ffmpeg's demuxer reports such a file as a "partial file" (an MP4 whose header, written
-    first, promises more than the file holds); moviepy would silently pad the missing audio
-    with zeros. Only the audio stream is decoded (tens of milliseconds for minutes of audio).
+    Every packet is read without decoding (``ffmpeg -c copy -f null``: tens of milliseconds for
+    minutes of video) and ffmpeg's demuxer report is checked for :data:`CUT_SHORT_REPORTS`.
+    moviepy would decode such a file as if whole, padding its audio with silence and repeating
+    its last frame.
 
     Parameters
     ----------
@@ -84,20 +89,21 @@ def check_audio_complete(path):
     Raises
     ------
     OpenL3liteError
-        If ffmpeg reports the file as cut short.
+        If the file is cut short, or ffmpeg cannot be run.
     """
     from moviepy.config import FFMPEG_BINARY
 
     path = os.fspath(path)
     try:
         done = subprocess.run([FFMPEG_BINARY, "-nostdin", "-v", "error", "-i", path,
-                               "-map", "0:a:0", "-f", "null", "-"],
+                               "-map", "0", "-c", "copy", "-f", "null", "-"],
                               capture_output=True, text=True, errors="replace", timeout=3600)
     except (OSError, subprocess.SubprocessError) as exc:
-        raise OpenL3liteError(f"{path}: could not check the audio track ({exc})") from None
-    if "partial file" in done.stderr:
+        raise OpenL3liteError(f"{path}: could not check the file ({exc})") from None
+    report = next((text for text in CUT_SHORT_REPORTS if text in done.stderr), None)
+    if report:
         raise OpenL3liteError(f"{path}: the file is cut short (truncated download or copy?): "
-                              "ffmpeg reports a partial file")
+                              f"ffmpeg reports \"{report}\"")
 
 
 def read_video_audio(path, sr=48000):
@@ -118,12 +124,12 @@ def read_video_audio(path, sr=48000):
     ------
     OpenL3liteError
         If the file is unreadable, has no audio track or is cut short
-        (:func:`check_audio_complete`).
+        (:func:`check_not_cut_short`).
     """
     with open_video(path) as clip:
         if clip.audio is None:
             raise OpenL3liteError(f"{os.fspath(path)}: video has no audio track")
-        check_audio_complete(path)
+        check_not_cut_short(path)
         try:
             samples = clip.audio.to_soundarray(fps=sr)
         except Exception as exc:
@@ -165,22 +171,28 @@ def iter_video_frames(path, size=None, short_side=None, fps=None):
     Raises
     ------
     OpenL3liteError
-        If the file is unreadable, or its frame data stops more than
-        :data:`MISSING_END_TOLERANCE_S` before the duration its header gives.
+        If the file is unreadable or cut short (:func:`check_not_cut_short`).
+
+    Warns
+    -----
+    OpenL3liteWarning
+        If the picture ends more than :data:`MISSING_END_TOLERANCE_S` before the file's
+        duration (its sound runs on); the last frame is then repeated, as moviepy does.
     """
     with open_video(path) as probe:
         target = _target_resolution(probe.size, size, short_side)
         native_fps = probe.fps
+    check_not_cut_short(path)
     kwargs = {"audio": False}
     if target is not None:
         kwargs["target_resolution"] = target
     with open_video(path, **kwargs) as clip:
         rate = fps or native_fps or clip.fps
         frames = clip.iter_frames(fps=rate, dtype="uint8")
-        index = 0
+        index, warned = 0, []
         while True:
             try:
-                frame = _next_frame(frames, path)
+                frame = _next_frame(frames, path, warned)
             except StopIteration:
                 return
             except OpenL3liteError:
@@ -192,30 +204,31 @@ def iter_video_frames(path, size=None, short_side=None, fps=None):
             index += 1
 
 
-def _next_frame(frames, path):
-    """The next frame of moviepy's iterator, refusing frames it makes up for a file cut short.
+def _next_frame(frames, path, warned):
+    """The next frame of moviepy's iterator.
 
-    moviepy warns, then repeats the last frame, when ffmpeg has no data for a frame; that
-    warning is turned into an error unless it comes within :data:`MISSING_END_TOLERANCE_S` of the
-    end. Other warnings pass on unchanged.
+    moviepy warns at every frame it makes up by repeating the last one when ffmpeg has no more
+    picture; that is dropped within :data:`MISSING_END_TOLERANCE_S` of the end and otherwise
+    becomes one :class:`OpenL3liteWarning` naming the file (``warned`` is a list, non-empty once
+    it has been given). Other warnings pass on unchanged.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
+    caught = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             return next(frames)
-        finally:
-            for warning in caught:
-                missing = _NO_FRAME_DATA.search(str(warning.message))
-                if missing is None:
-                    warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                                           warning.lineno, source=warning.source)
-                    continue
-                at, total = float(missing.group(1)), float(missing.group(2))
-                if total - at > MISSING_END_TOLERANCE_S:
-                    raise OpenL3liteError(
-                        f"{os.fspath(path)}: the file is cut short (truncated download or "
-                        f"copy?): no picture after {at:.2f} s of the {total:.2f} s it should "
-                        "last")
+    finally:  # the filters are restored by now, so what is emitted here is shown
+        for warning in caught:
+            missing = _NO_FRAME_DATA.search(str(warning.message))
+            if missing is None:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                       warning.lineno, source=warning.source)
+                continue
+            at, total = float(missing.group(1)), float(missing.group(2))
+            if total - at > MISSING_END_TOLERANCE_S and not warned:
+                warned.append(at)
+                warn(f"{os.fspath(path)}: the picture ends at {at:.2f} s of {total:.2f} s; "
+                     "its last frame is repeated to the end")
 
 
 def read_video_frames(path, size=None, short_side=None, fps=None):

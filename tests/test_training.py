@@ -78,22 +78,41 @@ def test_prepare_contents_and_rerun(dataset, videos):
 
 def test_videos_cut_short_or_without_picture_are_refused(videos, tmp_path):
     """moviepy pads a truncated file's audio with silence and repeats its last frame; both
-    readers refuse it instead, naming the file. The uncut original reads in full."""
+    readers refuse it instead, naming the file (MP4 and Matroska). The uncut original reads in
+    full, and a whole file whose picture ends before its sound only warns."""
+    import subprocess
     import warnings
 
     from moviepy import AudioArrayClip
+    from moviepy.config import FFMPEG_BINARY
 
+    from openl3lite.errors import OpenL3liteWarning
     from openl3lite.video import iter_video_frames, read_video_audio
 
     good, _, _, cut = videos
     with pytest.raises(OpenL3liteError, match=r"cut\.mp4: the file is cut short.*partial file"):
         read_video_audio(cut)
-    with pytest.raises(OpenL3liteError, match=r"cut\.mp4: the file is cut short.*no picture after"):
+    with pytest.raises(OpenL3liteError, match=r"cut\.mp4: the file is cut short"):
         list(iter_video_frames(cut, fps=4))
+    mkv = tmp_path / "whole.mkv"
+    subprocess.run([FFMPEG_BINARY, "-v", "error", "-i", good[3], "-c", "copy", str(mkv)],
+                   check=True)
+    (tmp_path / "cut.mkv").write_bytes(mkv.read_bytes()[: mkv.stat().st_size // 2])
+    with pytest.raises(OpenL3liteError, match=r"cut\.mkv: the file is cut short.*ended"):
+        list(iter_video_frames(tmp_path / "cut.mkv", fps=4))
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the full file reads without moviepy's warnings
+        warnings.simplefilter("error")  # the full files read without moviepy's warnings
         times = [t for t, _ in iter_video_frames(good[3], fps=4)]
-    assert len(times) == 16 and len(read_video_audio(good[3])) == 4 * 48000
+        assert len(times) == 16 and len(read_video_audio(good[3])) == 4 * 48000
+        assert len(list(iter_video_frames(mkv, fps=4))) == 16
+
+    # picture for 1 s, sound for 4 s: the last frame stands in for the rest, with a warning
+    short_picture = tmp_path / "short_picture.mp4"
+    subprocess.run([FFMPEG_BINARY, "-v", "error", "-i", good[3], "-i", good[0], "-map", "1:v",
+                    "-map", "0:a", "-c", "copy", "-t", "4", str(short_picture)], check=True)
+    with pytest.warns(OpenL3liteWarning, match=r"short_picture\.mp4: the picture ends at"):
+        frames = list(iter_video_frames(short_picture, fps=4))
+    assert len(frames) == 16 and np.array_equal(frames[-1][1], frames[-4][1])
 
     audio_only = tmp_path / "tone.mp4"
     tone = np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
