@@ -172,6 +172,33 @@ def test_export_can_recompute_batchnorm_for_runs_trained_without(dataset, tmp_pa
     assert bad.exit_code == 2 and not (tmp_path / "x.h5").exists()
 
 
+def test_loading_a_checkpoint_that_a_running_training_replaces(dataset, tmp_path, monkeypatch):
+    """The file state.json names may be removed by a training run writing a newer checkpoint
+    before it is read; loading then reads the newer one, and says so clearly if none comes."""
+    import shutil
+
+    from openl3lite.training import train as train_module
+
+    run = tmp_path / "run"
+    train_module.train(dataset, run, steps=2, eval_every=2, **TINY)
+    folder = run / "checkpoint"
+    state = json.loads((folder / "state.json").read_text())
+    shutil.move(folder / state["checkpoint"], tmp_path / "moved.npz")  # removed mid-read
+
+    def newer_checkpoint_arrives(seconds):  # what the training process does meanwhile
+        shutil.move(tmp_path / "moved.npz", folder / "step-00000003.npz")
+        (folder / "state.json").write_text(json.dumps(dict(state, step=3,
+                                                           checkpoint="step-00000003.npz")))
+
+    monkeypatch.setattr(train_module.time, "sleep", newer_checkpoint_arrives)
+    model, loaded = train_module.load_checkpoint(run)
+    assert loaded["step"] == 3 and model.count_params() > 0
+    (folder / "step-00000003.npz").unlink()
+    monkeypatch.setattr(train_module.time, "sleep", lambda seconds: None)
+    with pytest.raises(OpenL3liteError, match="names step-00000003.npz, which is missing"):
+        train_module.load_checkpoint(run)
+
+
 def _train_in_subprocess(dataset, run_dir, steps):
     code = ("from openl3lite.training.train import train; "
             f"train({dataset!r}, {str(run_dir)!r}, steps={steps}, checkpoint_every=2, "

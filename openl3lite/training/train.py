@@ -429,14 +429,19 @@ def read_checkpoint_state(run_dir_or_checkpoint):
     path : str
         The checkpoint ``.npz`` file.
     """
+    state, path = _state_and_file(run_dir_or_checkpoint)
+    if not os.path.isfile(path):
+        raise OpenL3liteError(f"{os.path.dirname(path)}: {STATE_FILE} names "
+                              f"{state['checkpoint']}, which is missing")
+    return state, path
+
+
+def _state_and_file(run_dir_or_checkpoint):
+    """``state.json`` of a run's checkpoint folder and the checkpoint file it names."""
     folder = checkpoint_folder(run_dir_or_checkpoint)
     with open(os.path.join(folder, STATE_FILE)) as f:
         state = json.load(f)
-    path = os.path.join(folder, state["checkpoint"])
-    if not os.path.isfile(path):
-        raise OpenL3liteError(f"{folder}: {STATE_FILE} names {state['checkpoint']}, which is "
-                              "missing")
-    return state, path
+    return state, os.path.join(folder, state["checkpoint"])
 
 
 def _assign_all(variables, arrays, what, path):
@@ -463,12 +468,42 @@ def restore_checkpoint(model, path, optimizer=True):
         Also restore the optimizer's variables.
     """
     with np.load(path, allow_pickle=False) as data:
-        keys = sorted(data.files)
-        _assign_all(model.variables, [data[k] for k in keys if k.startswith("model_")],
-                    "model", path)
-        if optimizer:
-            _assign_all(model.optimizer.variables,
-                        [data[k] for k in keys if k.startswith("optimizer_")], "optimizer", path)
+        _assign_checkpoint(model, data, optimizer, path)
+
+
+def _assign_checkpoint(model, data, optimizer, path):
+    """Assign a checkpoint's arrays (a mapping of its ``model_*`` / ``optimizer_*`` keys)."""
+    keys = sorted(data.keys())
+    _assign_all(model.variables, [data[k] for k in keys if k.startswith("model_")], "model",
+                path)
+    if optimizer:
+        _assign_all(model.optimizer.variables,
+                    [data[k] for k in keys if k.startswith("optimizer_")], "optimizer", path)
+
+
+def _read_latest_checkpoint(run_dir_or_checkpoint, attempts=5):
+    """The latest checkpoint's state and arrays, read into memory at once.
+
+    A run still training replaces its checkpoint (new file, then ``state.json``, then the old
+    file is removed), so the file ``state.json`` names can vanish before it is read; the newer
+    one is read instead.
+
+    Returns
+    -------
+    state : dict
+    path : str
+    arrays : dict of str -> np.ndarray
+    """
+    for attempt in range(attempts):
+        state, path = _state_and_file(run_dir_or_checkpoint)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return state, path, {k: data[k] for k in data.files}
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise OpenL3liteError(f"{os.path.dirname(path)}: {STATE_FILE} names "
+                                      f"{state['checkpoint']}, which is missing") from None
+            time.sleep(0.2)
 
 
 def load_checkpoint(run_dir_or_checkpoint, optimizer=True, bn_batches=0):
@@ -494,10 +529,10 @@ def load_checkpoint(run_dir_or_checkpoint, optimizer=True, bn_batches=0):
     """
     if not isinstance(bn_batches, (int, np.integer)) or bn_batches < 0:
         raise OpenL3liteError(f"invalid bn_batches {bn_batches!r}: must be an integer >= 0")
-    state, path = read_checkpoint_state(run_dir_or_checkpoint)
+    state, path, arrays = _read_latest_checkpoint(run_dir_or_checkpoint)
     config = _config_from_dict(state["config"])
     train_model, avc_model = build_models(config)
-    restore_checkpoint(train_model, path, optimizer)
+    _assign_checkpoint(train_model, arrays, optimizer, path)
     if bn_batches:
         if not os.path.isdir(config.dataset_dir):
             raise OpenL3liteError(f"{config.dataset_dir}: the run's dataset is gone; BatchNorm "
