@@ -464,6 +464,10 @@ def prepare(videos, output_dir, fps, workers, quiet):
               help="Training batches BatchNorm statistics are recomputed on (with the current "
                    "weights) before every evaluation and checkpoint; 0 keeps the moving "
                    "averages.")
+@click.option("--speed-jitter", type=float, default=0.0, show_default=True,
+              help="Play each training clip at a random speed in [1 - J, 1 + J] (tempo and "
+                   "pitch together, as speed perturbation does for speech); 0 is the paper's "
+                   "augmentation.")
 @click.option("--workers", "-w", type=int, default=2, show_default=True,
               help="Threads producing batches ahead of the model.")
 @click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its latest "
@@ -471,7 +475,7 @@ def prepare(videos, output_dir, fps, workers, quiet):
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(dataset_dir, run_dir, input_repr, width, batch_size, negatives, head_init, steps,
           learning_rate, weight_decay, val_fraction, heldout_dir, seed, checkpoint_every,
-          eval_every, bn_batches, workers, resume, quiet):
+          eval_every, bn_batches, speed_jitter, workers, resume, quiet):
     """Train L3-Net on audio-visual correspondence from a prepared DATASET_DIR.
 
     Ctrl-C writes a checkpoint and stops; --resume continues exactly where a run stopped (also
@@ -488,7 +492,7 @@ def train(dataset_dir, run_dir, input_repr, width, batch_size, negatives, head_i
                               eval_every=eval_every, resume=resume, workers=workers,
                               progress=not quiet, heldout_dir=heldout_dir,
                               negatives=negatives, head_init=head_init,
-                              bn_batches=bn_batches)
+                              bn_batches=bn_batches, speed_jitter=speed_jitter)
     except OpenL3liteError as exc:
         _fail_setup(exc)
     state = "interrupted (checkpoint written) at" if result.interrupted else "finished at"

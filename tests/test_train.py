@@ -122,9 +122,10 @@ def test_learning_rate_changes_on_resume_are_logged_and_exported(dataset, tmp_pa
     state, _ = read_checkpoint_state(run)
     assert state["learning_rates"] == [[1, 1e-3], [5, 2e-4]]
     train(dataset, run, steps=8, eval_every=2, checkpoint_every=2, resume=True,
-          **dict(tiny, learning_rate=2e-4))
+          speed_jitter=0.05, **dict(tiny, learning_rate=2e-4))  # augmentation may change too
     assert read_checkpoint_state(run)[0]["learning_rates"] == [[1, 1e-3], [5, 2e-4]]
     metadata = export_model(run, tmp_path / "run.h5", "tiny-lr")
+    assert metadata.extra["speed_jitter"] == 0.05
     assert metadata.extra["learning_rate_schedule"] == [[1, 1e-3], [5, 2e-4]]
     assert metadata.extra["learning_rate"] == 2e-4
 

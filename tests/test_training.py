@@ -122,6 +122,26 @@ def test_videos_cut_short_or_without_picture_are_refused(videos, tmp_path):
         read_video_audio(audio_only)
 
 
+def test_speed_jitter_changes_tempo_and_pitch_reproducibly(dataset):
+    """Each training clip of a tone video is played at its own speed in [0.9, 1.1]: the tone's
+    pitch moves by the same factor. Unaugmented samplers and speed_jitter=0 leave clips as
+    they are."""
+    jittered = PairSampler(dataset, batch_size=16, seed=5, speed_jitter=0.1)
+    inputs, _, infos = jittered.sample_batch(0, return_info=True)
+    speeds = np.array([info.speed for info in infos])
+    assert np.all((speeds >= 0.9) & (speeds <= 1.1)) and np.ptp(speeds) > 0.02
+    for clip, info in zip(inputs["audio"], infos):
+        seed = int(os.path.basename(jittered.records[info.clip_video].source)[1])  # v<seed>.mp4
+        spectrum = np.abs(np.fft.rfft(clip))  # 1 Hz bins: the clips are 48000 samples
+        assert abs(np.argmax(spectrum) - (200 + 100 * seed) * info.speed) <= 2, info
+    again = jittered.sample_batch(0)[0]["audio"]
+    assert np.array_equal(again, inputs["audio"])
+    plain = PairSampler(dataset, batch_size=16, seed=5, augment=False, speed_jitter=0.1)
+    assert {info.speed for info in plain.sample_batch(0, return_info=True)[2]} == {1.0}
+    with pytest.raises(OpenL3liteError, match="speed_jitter 0.5"):
+        PairSampler(dataset, speed_jitter=0.5)
+
+
 def test_sampler_statistics(dataset):
     sampler = PairSampler(dataset, batch_size=16, seed=3)
     positives = negatives = 0

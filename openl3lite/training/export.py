@@ -32,11 +32,12 @@ def training_details(state, extra=None):
     -------
     dict
         ``training_steps``, ``batch_size``, ``learning_rate``, ``weight_decay``, ``optimizer``,
-        ``seed``, ``negatives``, ``dataset_dir``, ``heldout_dir``, ``final_val_loss``,
-        ``final_val_avc_acc``, ``final_heldout_avc_acc`` (None when not measured),
-        ``learning_rate_schedule`` (``[first_step, lr]`` pairs; it starts after step 1 when
-        the run's early checkpoints predate this record, None if none was recorded), ``train_time_s``,
-        ``backend``, ``keras_version``, ``exported`` (UTC date), plus ``extra``.
+        ``seed``, ``negatives``, ``speed_jitter`` (of the run's last session),
+        ``dataset_dir``, ``heldout_dir``, ``final_val_loss``, ``final_val_avc_acc``,
+        ``final_heldout_avc_acc`` (None when not measured), ``learning_rate_schedule``
+        (``[first_step, lr]`` pairs; it starts after step 1 when the run's early checkpoints
+        predate this record, None if none was recorded), ``train_time_s``, ``backend``,
+        ``keras_version``, ``exported`` (UTC date), plus ``extra``.
     """
     import keras
 
@@ -47,6 +48,7 @@ def training_details(state, extra=None):
         "learning_rate": config["learning_rate"], "weight_decay": config["weight_decay"],
         "optimizer": state.get("optimizer", "AdamW"), "seed": config["seed"],
         "negatives": config.get("negatives", "sampled"),
+        "speed_jitter": config.get("speed_jitter", 0.0),
         "dataset_dir": config["dataset_dir"], "heldout_dir": config.get("heldout_dir"),
         "final_metrics_step": last.get("step"), "final_val_loss": last.get("val_loss"),
         "final_val_avc_acc": last.get("val_acc"),

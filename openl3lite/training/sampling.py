@@ -8,6 +8,12 @@
 * images: random 224x224 crop of the 256-px frame, random horizontal flip, brightness and
   saturation jitter, then [-1, 1]; audio: a random gain in [0.9, 1.1] over the whole clip.
 
+``speed_jitter`` (an addition to the paper, off by default) also plays each training clip at a
+random speed in ``[1 - j, 1 + j]``: the ``speed`` seconds of audio centred on the sampled clip
+are resampled (soxr) to one second, so tempo and pitch change together, as speed perturbation
+does for speech recognition. The clip's centre stays put, so its edges move by at most ``j/2``
+seconds.
+
 With ``negatives="in-batch"`` a batch is instead B positive pairs, from B different videos where
 the sampler has that many, and training scores every frame against every clip of the batch
 (:func:`grid_targets`): the B matching pairs are positives, combinations of different videos are
@@ -48,6 +54,8 @@ class PairInfo:
         Seconds.
     label : int
         1 if the pair corresponds.
+    speed : float
+        Playback speed of the clip (1 unless ``speed_jitter``).
     """
 
     frame_video: str
@@ -55,6 +63,7 @@ class PairInfo:
     frame_time: float
     clip_start: float
     label: int
+    speed: float = 1.0
 
 
 def split_videos(manifest, val_fraction=0.1, seed=0):
@@ -99,13 +108,18 @@ class PairSampler:
         Random crops, flips, colour and gain jitter (off: centre crop, no jitter).
     negatives : str
         ``sampled`` (the paper's 50/50 pairs) or ``in-batch`` (B positives; see the module).
+    speed_jitter : float
+        With ``augment``, play each clip at a random speed in ``[1 - speed_jitter,
+        1 + speed_jitter]`` (see the module); 0 (default) leaves clips as they are. In [0, 0.5).
     """
 
     def __init__(self, dataset_dir, video_ids=None, batch_size=64, seed=0, augment=True,
-                 negatives="sampled"):
+                 negatives="sampled", speed_jitter=0.0):
         if negatives not in NEGATIVE_MODES:
             raise OpenL3liteError(f"invalid negatives {negatives!r}: must be one of "
                                   f"{', '.join(NEGATIVE_MODES)}")
+        if not 0 <= speed_jitter < 0.5:
+            raise OpenL3liteError(f"invalid speed_jitter {speed_jitter}: must be in [0, 0.5)")
         self.dataset_dir = dataset_dir
         manifest = load_manifest(dataset_dir)
         self.records = manifest["videos"]
@@ -121,6 +135,7 @@ class PairSampler:
         self.seed = seed
         self.augment = augment
         self.negatives = negatives
+        self.speed_jitter = float(speed_jitter)
         self._arrays = {}
         self._lock = threading.Lock()
 
@@ -134,10 +149,18 @@ class PairSampler:
                 self._arrays[vid] = (audio, frames)
             return self._arrays[vid]
 
-    def _clip(self, vid, start_s, gain):
+    def _clip(self, vid, start_s, gain, speed=1.0):
         audio, _ = self._open(vid)
         start = int(round(start_s * SAMPLE_RATE))
-        clip = np.asarray(audio[start : start + CLIP_SAMPLES], dtype=np.float32) / 32767.0
+        if speed == 1.0:
+            clip = np.asarray(audio[start : start + CLIP_SAMPLES], dtype=np.float32) / 32767.0
+        else:
+            import soxr
+
+            n_in = int(round(CLIP_SAMPLES * speed))
+            start = min(max(0, start + (CLIP_SAMPLES - n_in) // 2), max(0, len(audio) - n_in))
+            source = np.asarray(audio[start : start + n_in], dtype=np.float32) / 32767.0
+            clip = soxr.resample(source, SAMPLE_RATE * speed, SAMPLE_RATE, "HQ")[:CLIP_SAMPLES]
         if len(clip) < CLIP_SAMPLES:
             clip = np.pad(clip, (0, CLIP_SAMPLES - len(clip)))
         return clip * gain
@@ -240,10 +263,12 @@ class PairSampler:
         infos = []
         for i, (frame_vid, index, clip_vid, start, label) in enumerate(plans):
             gain = rng.uniform(0.9, 1.1) if self.augment else 1.0
-            audio[i] = self._clip(clip_vid, start, gain)
+            speed = (rng.uniform(1 - self.speed_jitter, 1 + self.speed_jitter)
+                     if self.augment and self.speed_jitter else 1.0)
+            audio[i] = self._clip(clip_vid, start, gain, speed)
             images[i] = self._image(self._open(frame_vid)[1][index], rng)
             frame_time = self.records[frame_vid].frame_times_s[index]
-            infos.append(PairInfo(frame_vid, clip_vid, frame_time, start, label))
+            infos.append(PairInfo(frame_vid, clip_vid, frame_time, start, label, speed))
         return {"audio": audio, "image": images}, infos
 
 

@@ -101,6 +101,7 @@ class TrainConfig:
     negatives: str = "sampled"
     head_init: str = "zeros"
     bn_batches: int = 16
+    speed_jitter: float = 0.0
 
 
 @dataclass
@@ -540,7 +541,7 @@ def load_checkpoint(run_dir_or_checkpoint, optimizer=True, bn_batches=0):
         train_ids, _ = sampling.split_videos(load_manifest(config.dataset_dir),
                                              config.val_fraction, config.seed)
         sampler = _pair_dataset(config.dataset_dir, train_ids, config.batch_size, config.seed,
-                                True, config.negatives)
+                                True, config.negatives, config.speed_jitter)
         _refresh_batchnorm(train_model, avc_model, sampler, int(bn_batches))
     return avc_model, state
 
@@ -610,10 +611,11 @@ def plot_curves(history, path):
 
 # ---------------------------------------------------------------- data
 
-def _pair_dataset(dataset_dir, video_ids, batch_size, seed, augment, negatives="sampled"):
+def _pair_dataset(dataset_dir, video_ids, batch_size, seed, augment, negatives="sampled",
+                  speed_jitter=0.0):
     """The sampler of AVC batches over some videos of a prepared dataset."""
     return sampling.PairSampler(dataset_dir, video_ids, batch_size, seed, augment=augment,
-                                negatives=negatives)
+                                negatives=negatives, speed_jitter=speed_jitter)
 
 
 def fixed_batches(dataset, n_batches):
@@ -743,6 +745,8 @@ def check_config(config):
     if config.head_init not in HEAD_INITS:
         raise OpenL3liteError(f"invalid head_init {config.head_init!r}: must be one of "
                               f"{', '.join(HEAD_INITS)}")
+    if not 0 <= config.speed_jitter < 0.5:
+        raise OpenL3liteError(f"invalid speed_jitter {config.speed_jitter}: must be in [0, 0.5)")
     if not config.learning_rate > 0 or config.weight_decay < 0:
         raise OpenL3liteError(f"invalid learning_rate {config.learning_rate} / weight_decay "
                               f"{config.weight_decay}: need learning_rate > 0, weight_decay >= 0")
@@ -853,7 +857,7 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
           val_fraction=0.1, seed=0, learning_rate=1e-4, weight_decay=1e-5,
           checkpoint_every=200, eval_every=100, val_batches=8, resume=False, workers=2,
           progress=True, heldout_dir=None, jit_compile=None, negatives="sampled",
-          head_init="zeros", bn_batches=16):
+          head_init="zeros", bn_batches=16, speed_jitter=0.0):
     """Train L3-Net (audio trunk, image trunk and fusion head) on AVC.
 
     Optimiser: ``keras.optimizers.AdamW`` (Adam with decoupled weight decay), loss: sparse
@@ -918,6 +922,10 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
         with the current weights over this many fixed training batches
         (:mod:`openl3lite.training.batchnorm`), so logged accuracies and exported weights do
         not depend on a moving average of older weights; 0 keeps the moving averages.
+    speed_jitter : float
+        Play each training clip at a random speed in ``[1 - speed_jitter, 1 + speed_jitter]``
+        (tempo and pitch together; :mod:`openl3lite.training.sampling`), an addition to the
+        paper's augmentation; 0 (default) is the paper's. It may change on resume.
 
     Returns
     -------
@@ -936,7 +944,7 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
         weight_decay=float(weight_decay), checkpoint_every=int(checkpoint_every),
         eval_every=int(eval_every), val_batches=int(val_batches), workers=int(workers),
         progress=bool(progress), jit_compile=jit_compile, negatives=negatives,
-        head_init=head_init, bn_batches=int(bn_batches),
+        head_init=head_init, bn_batches=int(bn_batches), speed_jitter=float(speed_jitter),
         heldout_dir=os.path.abspath(os.fspath(heldout_dir)) if heldout_dir else None)
     check_config(config)
     run_dir = os.fspath(run_dir)
@@ -946,10 +954,11 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
                                                config.val_fraction, config.seed)
     chief = _process_index() == 0
     sampler = _pair_dataset(config.dataset_dir, train_ids, config.batch_size,
-                            config.seed + 7919 * _process_index(), True, config.negatives)
+                            config.seed + 7919 * _process_index(), True, config.negatives,
+                            config.speed_jitter)
     # the same batches on every process, so replicated statistics stay identical
     bn_sampler = _pair_dataset(config.dataset_dir, train_ids, config.batch_size, config.seed,
-                               True, config.negatives)
+                               True, config.negatives, config.speed_jitter)
     eval_sets = _evaluation_sets(config, val_ids)
     if chief:
         _write_config(run_dir, config)
