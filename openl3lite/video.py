@@ -8,6 +8,7 @@ A whole file whose picture simply ends before its sound gets an
 """
 
 import contextlib
+import gc
 import os
 import re
 import subprocess
@@ -33,22 +34,22 @@ def open_video(path, **kwargs):
     moviepy.VideoFileClip
     """
     from moviepy import VideoFileClip
-    from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
 
     path = os.fspath(path)
     if not os.path.exists(path):
         raise OpenL3liteError(f"{path}: file not found")
-    try:
-        infos = ffmpeg_parse_infos(path)
-    except Exception as exc:
-        raise OpenL3liteError(f"{path}: not a readable video ({_short(exc)})") from None
-    if not infos.get("video_found"):
-        kind = "an audio file" if infos.get("audio_found") else "no audio either"
-        raise OpenL3liteError(f"{path}: has no video track ({kind})")
-    try:
-        clip = VideoFileClip(path, **kwargs)
-    except Exception as exc:
-        raise OpenL3liteError(f"{path}: not a readable video ({_short(exc)})") from None
+    failure = None
+    with warnings.catch_warnings(record=True) as caught:  # moviepy warns before failing
+        warnings.simplefilter("always")
+        try:
+            clip = VideoFileClip(path, **kwargs)
+        except Exception as exc:
+            failure = _why_unreadable(path, exc)
+        if failure is not None:  # let the half-made readers go now, their warnings with them
+            gc.collect()
+    if failure is not None:
+        raise OpenL3liteError(failure)
+    _show(caught)
     try:
         yield clip
     finally:
@@ -62,6 +63,28 @@ def open_video(path, **kwargs):
             for stream in (process.stdout, process.stderr):
                 if stream is not None and not stream.closed:
                     stream.close()
+
+
+def _why_unreadable(path, exc):
+    """Why moviepy could not open ``path`` (it raised ``exc``): no video track, or ffmpeg's
+    reason."""
+    from moviepy.video.io.ffmpeg_reader import ffmpeg_parse_infos
+
+    try:
+        infos = ffmpeg_parse_infos(path)
+    except Exception:
+        infos = {"video_found": True}
+    if not infos.get("video_found"):
+        kind = "an audio file" if infos.get("audio_found") else "no audio either"
+        return f"{path}: has no video track ({kind})"
+    return f"{path}: not a readable video ({_short(exc)})"
+
+
+def _show(caught):
+    """Emit again warnings recorded by ``warnings.catch_warnings(record=True)``."""
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                               warning.lineno, source=warning.source)
 
 
 #: Seconds of picture that may be missing at the end of a video without a warning: a
@@ -221,8 +244,7 @@ def _next_frame(frames, path, warned):
         for warning in caught:
             missing = _NO_FRAME_DATA.search(str(warning.message))
             if missing is None:
-                warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                                       warning.lineno, source=warning.source)
+                _show([warning])
                 continue
             at, total = float(missing.group(1)), float(missing.group(2))
             if total - at > MISSING_END_TOLERANCE_S and not warned:
