@@ -432,8 +432,7 @@ def read_checkpoint_state(run_dir_or_checkpoint):
     """
     state, path = _state_and_file(run_dir_or_checkpoint)
     if not os.path.isfile(path):
-        raise OpenL3liteError(f"{os.path.dirname(path)}: {STATE_FILE} names "
-                              f"{state['checkpoint']}, which is missing")
+        raise _missing_checkpoint(state, path)
     return state, path
 
 
@@ -443,6 +442,11 @@ def _state_and_file(run_dir_or_checkpoint):
     with open(os.path.join(folder, STATE_FILE)) as f:
         state = json.load(f)
     return state, os.path.join(folder, state["checkpoint"])
+
+
+def _missing_checkpoint(state, path):
+    return OpenL3liteError(f"{os.path.dirname(path)}: {STATE_FILE} names {state['checkpoint']}, "
+                           "which is missing")
 
 
 def _assign_all(variables, arrays, what, path):
@@ -502,8 +506,7 @@ def _read_latest_checkpoint(run_dir_or_checkpoint, attempts=5):
                 return state, path, {k: data[k] for k in data.files}
         except FileNotFoundError:
             if attempt == attempts - 1:
-                raise OpenL3liteError(f"{os.path.dirname(path)}: {STATE_FILE} names "
-                                      f"{state['checkpoint']}, which is missing") from None
+                raise _missing_checkpoint(state, path) from None
             time.sleep(0.2)
 
 
@@ -540,9 +543,8 @@ def load_checkpoint(run_dir_or_checkpoint, optimizer=True, bn_batches=0):
                                   "statistics cannot be recomputed without it")
         train_ids, _ = sampling.split_videos(load_manifest(config.dataset_dir),
                                              config.val_fraction, config.seed)
-        sampler = _pair_dataset(config.dataset_dir, train_ids, config.batch_size, config.seed,
-                                True, config.negatives, config.speed_jitter)
-        _refresh_batchnorm(train_model, avc_model, sampler, int(bn_batches))
+        _refresh_batchnorm(train_model, avc_model, _batchnorm_sampler(config, train_ids),
+                           int(bn_batches))
     return avc_model, state
 
 
@@ -610,6 +612,14 @@ def plot_curves(history, path):
 
 
 # ---------------------------------------------------------------- data
+
+def _batchnorm_sampler(config, train_ids):
+    """The training batches BatchNorm statistics are recomputed on: augmented as in training,
+    and the same on every process (seeded by ``config.seed`` alone), so replicated statistics
+    stay identical."""
+    return _pair_dataset(config.dataset_dir, train_ids, config.batch_size, config.seed, True,
+                         config.negatives, config.speed_jitter)
+
 
 def _pair_dataset(dataset_dir, video_ids, batch_size, seed, augment, negatives="sampled",
                   speed_jitter=0.0):
@@ -956,9 +966,7 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
     sampler = _pair_dataset(config.dataset_dir, train_ids, config.batch_size,
                             config.seed + 7919 * _process_index(), True, config.negatives,
                             config.speed_jitter)
-    # the same batches on every process, so replicated statistics stay identical
-    bn_sampler = _pair_dataset(config.dataset_dir, train_ids, config.batch_size, config.seed,
-                               True, config.negatives, config.speed_jitter)
+    bn_sampler = _batchnorm_sampler(config, train_ids)
     eval_sets = _evaluation_sets(config, val_ids)
     if chief:
         _write_config(run_dir, config)
