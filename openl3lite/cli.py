@@ -585,12 +585,17 @@ def evaluate(labels, modality, model_paths, random_baseline, logmel_baseline, em
                          if path else models.load_image_embedding_model(
                              embedding_size=embedding_size))
             loaded.append(model)
-        for model in loaded:
+        # the first model's pass finds the unreadable files; later feature sets leave them out
+        first, *others = loaded
+        feature_sets[first.metadata.name] = _features(evaluation, clips, first, modality,
+                                                      hop_size, quiet, failures)
+        if failures:
+            failed = {path for path, _ in failures}
+            clips = clips.subset([i for i, p in enumerate(clips.paths) if p not in failed])
+            evaluation.check_probe_plan(clips, *plan)
+        for model in others:
             feature_sets[model.metadata.name] = _features(evaluation, clips, model, modality,
-                                                         hop_size, quiet, failures)
-            if failures and len(feature_sets) == 1:  # later feature sets skip those files
-                clips = _without_failures(clips, failures)
-                evaluation.check_probe_plan(clips, *plan)
+                                                         hop_size, quiet)
         if random_baseline:
             meta = loaded[0].metadata
             rand = (models.random_audio_model(meta.input_repr, embedding_size, meta.width)
@@ -620,24 +625,17 @@ def evaluate(labels, modality, model_paths, random_baseline, logmel_baseline, em
 
 
 def _features(evaluation, clips, model, modality, hop_size, quiet, failures=None):
-    """Features of every clip; unreadable ones go to ``failures`` (reported as they happen)."""
-    new = [] if failures is not None else None
+    """Features of every clip; with a ``failures`` list, unreadable clips are reported, added
+    to it and left out (otherwise the first one raises)."""
     if modality == "audio":
         features = evaluation.audio_clip_features(clips.paths, model, hop_size,
-                                                  progress=not quiet, failures=new)
+                                                  progress=not quiet, failures=failures)
     else:
         features = evaluation.image_clip_features(clips.paths, model, progress=not quiet,
-                                                  failures=new)
-    for path, message in new or []:
-        click.echo(f"error: {message}", err=True)
-    if failures is not None:
-        failures.extend(new)
+                                                  failures=failures)
+    for path, message in failures or []:
+        click.echo(f"error: {_with_path(path, message)}", err=True)
     return features
-
-
-def _without_failures(clips, failures):
-    failed = {path for path, _ in failures}
-    return clips.subset([i for i, path in enumerate(clips.paths) if path not in failed])
 
 
 @main.command("evaluate-avc")

@@ -139,8 +139,7 @@ def _per_clip(paths, vector_of, desc, progress, failures):
         except (OpenL3liteError, OSError) as exc:
             if failures is None:
                 raise
-            text = str(exc)
-            failures.append((path, text if os.fspath(path) in text else f"{path}: {text}"))
+            failures.append((path, str(exc)))
     if not rows:
         raise OpenL3liteError("no clip could be read")
     return np.stack(rows).astype(np.float32)
