@@ -282,7 +282,8 @@ def split_indices(clips, train_groups=None, test_groups=None, test_fraction=0.25
     return np.asarray(train), np.asarray(test)
 
 
-def check_probe_plan(clips, train_groups=None, test_groups=None, test_fraction=0.25, kfold=0):
+def check_probe_plan(clips, train_groups=None, test_groups=None, test_fraction=0.25, kfold=0,
+                     seed=0):
     """Refuse a split or a k-fold count the clips cannot support, before any embedding.
 
     Parameters
@@ -294,6 +295,13 @@ def check_probe_plan(clips, train_groups=None, test_groups=None, test_fraction=0
     kfold : int
         0 (none) or at least 2; no more than the clips' groups (when they have groups) or the
         clips of the rarest label.
+    seed : int
+        Seeds the stratified split, as for :func:`split_indices`.
+
+    Returns
+    -------
+    train, test : np.ndarray of int
+        The split (:func:`split_indices`).
 
     Raises
     ------
@@ -306,9 +314,9 @@ def check_probe_plan(clips, train_groups=None, test_groups=None, test_fraction=0
         if counts.min() < 2:
             raise OpenL3liteError("a stratified split needs at least 2 clips of every label; "
                                   "some label has 1 (give a split column or groups instead)")
-    split_indices(clips, train_groups, test_groups, test_fraction)
+    train, test = split_indices(clips, train_groups, test_groups, test_fraction, seed)
     if kfold in (0, None):
-        return
+        return train, test
     if not isinstance(kfold, (int, np.integer)) or kfold < 2:
         raise OpenL3liteError(f"invalid kfold {kfold!r}: must be 0 (none) or at least 2")
     if clips.groups is not None:
@@ -321,6 +329,7 @@ def check_probe_plan(clips, train_groups=None, test_groups=None, test_fraction=0
         if kfold > rarest:
             raise OpenL3liteError(f"kfold {kfold} needs at least {kfold} clips of every label; "
                                   f"the rarest label has {rarest}")
+    return train, test
 
 
 def linear_probe(features, labels, train, test, kfold=0, groups=None, seed=0):
@@ -377,8 +386,7 @@ def evaluate(clips, feature_sets, train_groups=None, test_groups=None, test_frac
     dict
         ``{"n_train", "n_test", "split", "results": {name: ProbeResult}}``.
     """
-    check_probe_plan(clips, train_groups, test_groups, test_fraction, kfold)
-    train, test = split_indices(clips, train_groups, test_groups, test_fraction, seed)
+    train, test = check_probe_plan(clips, train_groups, test_groups, test_fraction, kfold, seed)
     split = (f"groups {','.join(train_groups or [])} -> {','.join(test_groups or ['rest'])}"
              if train_groups or test_groups else
              "CSV split column" if clips.splits is not None else
