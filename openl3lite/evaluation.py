@@ -492,8 +492,28 @@ def avc_accuracy(avc_model, dataset_dir, n_pairs=2048, batch_size=64, seed=0, pr
         nll.append(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)))
         labels_all.append(labels)
     correct, nll, labels = map(np.concatenate, (correct, nll, labels_all))
+    return dict(pair_accuracy(correct, labels), loss=float(nll.mean()))
+
+
+def pair_accuracy(correct, labels):
+    """How often AVC decisions were right, overall and per class.
+
+    Parameters
+    ----------
+    correct : np.ndarray of bool, shape (n,)
+        Whether each pair was classified correctly.
+    labels : np.ndarray of int or bool, shape (n,)
+        1 (True) for corresponding pairs.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``n_pairs``, ``stderr`` (binomial standard error of the accuracy),
+        ``positive_accuracy`` and ``negative_accuracy``.
+    """
+    correct, labels = np.asarray(correct, bool), np.asarray(labels).astype(bool)
     accuracy = float(correct.mean())
-    return {"accuracy": accuracy, "loss": float(nll.mean()), "n_pairs": int(len(correct)),
+    return {"accuracy": accuracy, "n_pairs": int(len(correct)),
             "stderr": float(np.sqrt(accuracy * (1 - accuracy) / len(correct))),
-            "positive_accuracy": float(correct[labels == 1].mean()),
-            "negative_accuracy": float(correct[labels == 0].mean())}
+            "positive_accuracy": float(correct[labels].mean()),
+            "negative_accuracy": float(correct[~labels].mean())}

@@ -73,6 +73,7 @@ def oracle_accuracy(dataset_dir, n_pairs=2048, batch_size=64, seed=0, min_overla
         ``negatives_heard`` (share of non-corresponding pairs whose clip does).
     """
     from openl3lite.errors import OpenL3liteError
+    from openl3lite.evaluation import pair_accuracy
     from openl3lite.training.sampling import PairSampler
 
     if n_pairs < 1 or min_overlap_s < 0:
@@ -90,15 +91,10 @@ def oracle_accuracy(dataset_dir, n_pairs=2048, batch_size=64, seed=0, min_overla
                                  min_overlap_s=min_overlap_s)
             predicted.append(digit in heard)
             labels.append(info.label == 1)
-    predicted, labels = np.array(predicted), np.array(labels)
-    correct = predicted == labels
-    accuracy = float(correct.mean())
-    return {"accuracy": accuracy, "stderr": float(np.sqrt(accuracy * (1 - accuracy) / len(correct))),
-            "positive_accuracy": float(correct[labels].mean()),
-            "negative_accuracy": float(correct[~labels].mean()),
-            "n_pairs": int(len(correct)), "min_overlap_s": float(min_overlap_s),
-            "positives_not_heard": float(1 - correct[labels].mean()),
-            "negatives_heard": float(1 - correct[~labels].mean())}
+    result = pair_accuracy(np.array(predicted) == np.array(labels), labels)
+    return dict(result, min_overlap_s=float(min_overlap_s),
+                positives_not_heard=1 - result["positive_accuracy"],
+                negatives_heard=1 - result["negative_accuracy"])
 
 
 def build_parser():
