@@ -477,11 +477,12 @@ def embed_video_file(filepath, audio_model, image_model, center=True, hop_size=0
                                              audio_model, center, hop_size, audio_batch_size,
                                              verbose=verbose, desc=os.path.basename(path),
                                              mode=audio_mode)
+    # read_video_audio has checked that the file is not cut short
     if image_model.image_scaling == "openl3":  # OpenL3 stretches frames to 256x256
-        frames, fps = video.read_video_frames(path, size=(256, 256))
+        frames, fps = video.read_video_frames(path, size=(256, 256), check_cut_short=False)
         timestamps = np.arange(len(frames)) / int(fps)
     else:
-        frames, fps = video.read_video_frames(path, short_side=256)
+        frames, fps = video.read_video_frames(path, short_side=256, check_cut_short=False)
         timestamps = np.arange(len(frames)) / fps
     if len(frames) == 0:
         raise OpenL3liteError(f"{path}: video has no frames")

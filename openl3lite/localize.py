@@ -556,7 +556,7 @@ def read_video_inputs(path, fps=1.0, frame_indices=None):
         raise OpenL3liteError(f"invalid fps {fps}: must be positive")
     own_fps = native_fps(path)
     frames, rate = read_video_frames(path, fps=fps or own_fps)
-    mono = downmix(read_video_audio(path, SAMPLE_RATE))
+    mono = downmix(read_video_audio(path, SAMPLE_RATE, check_cut_short=False))  # frames checked
     times = np.arange(len(frames)) / rate
     keep = times < len(mono) / SAMPLE_RATE  # moviepy may give a frame past the audio's end
     if frame_indices is not None:

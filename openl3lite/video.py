@@ -129,7 +129,7 @@ def check_not_cut_short(path):
                               f"ffmpeg reports \"{report}\"")
 
 
-def read_video_audio(path, sr=48000):
+def read_video_audio(path, sr=48000, check_cut_short=True):
     """Decode a video's audio track, resampled by ffmpeg to ``sr``.
 
     Parameters
@@ -137,6 +137,9 @@ def read_video_audio(path, sr=48000):
     path : str or os.PathLike
     sr : int
         Output sample rate in Hz.
+    check_cut_short : bool
+        Run :func:`check_not_cut_short` first. Pass False only when the caller has just done
+        so (reading the frames of the same file).
 
     Returns
     -------
@@ -152,7 +155,8 @@ def read_video_audio(path, sr=48000):
     with open_video(path) as clip:
         if clip.audio is None:
             raise OpenL3liteError(f"{os.fspath(path)}: video has no audio track")
-        check_not_cut_short(path)
+        if check_cut_short:
+            check_not_cut_short(path)
         try:
             samples = clip.audio.to_soundarray(fps=sr)
         except Exception as exc:
@@ -173,7 +177,7 @@ def _target_resolution(clip_size, size, short_side):
     return None
 
 
-def iter_video_frames(path, size=None, short_side=None, fps=None):
+def iter_video_frames(path, size=None, short_side=None, fps=None, check_cut_short=True):
     """Yield a video's frames with their times.
 
     Parameters
@@ -185,6 +189,9 @@ def iter_video_frames(path, size=None, short_side=None, fps=None):
         Scale so the shorter side has this many pixels, keeping the aspect ratio.
     fps : float, optional
         Frames per second to sample; the video's own rate if None.
+    check_cut_short : bool
+        Run :func:`check_not_cut_short` first. Pass False only when the caller has just done
+        so (reading the audio of the same file).
 
     Yields
     ------
@@ -205,7 +212,8 @@ def iter_video_frames(path, size=None, short_side=None, fps=None):
     with open_video(path) as probe:
         target = _target_resolution(probe.size, size, short_side)
         native_fps = probe.fps
-    check_not_cut_short(path)
+    if check_cut_short:
+        check_not_cut_short(path)
     kwargs = {"audio": False}
     if target is not None:
         kwargs["target_resolution"] = target
@@ -253,8 +261,9 @@ def _next_frame(frames, path, warned):
                      "its last frame is repeated to the end")
 
 
-def read_video_frames(path, size=None, short_side=None, fps=None):
-    """Decode all frames of a video (see :func:`iter_video_frames`).
+def read_video_frames(path, size=None, short_side=None, fps=None, check_cut_short=True):
+    """Decode all frames of a video (see :func:`iter_video_frames`, which takes the same
+    parameters).
 
     Returns
     -------
@@ -264,7 +273,8 @@ def read_video_frames(path, size=None, short_side=None, fps=None):
     """
     with open_video(path) as probe:
         rate = fps or probe.fps
-    frames = [frame for _, frame in iter_video_frames(path, size, short_side, rate)]
+    frames = [frame for _, frame in iter_video_frames(path, size, short_side, rate,
+                                                             check_cut_short)]
     if not frames:
         return np.zeros((0, 1, 1, 3), np.uint8), float(rate)
     return np.stack(frames), float(rate)

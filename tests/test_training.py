@@ -122,6 +122,29 @@ def test_videos_cut_short_or_without_picture_are_refused(videos, tmp_path):
         read_video_audio(audio_only)
 
 
+def test_a_video_read_whole_is_checked_for_cutting_once(videos, tmp_path, monkeypatch):
+    """prepare and the video embedding read a file's sound and its frames; the demux-only
+    cut-short check runs once per file, not once per reader."""
+    from openl3lite import api, video
+    from openl3lite.models import load_audio_embedding_model, load_image_embedding_model
+    from openl3lite.training.prepare import decode_video
+
+    checked = []
+    real_check = video.check_not_cut_short
+    monkeypatch.setattr(video, "check_not_cut_short",
+                        lambda path: (checked.append(os.fspath(path)), real_check(path))[1])
+    good = videos[0][1]
+    os.makedirs(tmp_path / "shards")
+    decode_video(good, str(tmp_path), 4.0, 256)
+    assert checked == [good]
+    checked.clear()
+    audio_model, image_model = load_audio_embedding_model(), load_image_embedding_model()
+    result = api.embed_video_file(good, audio_model, image_model)
+    assert checked == [good] and len(result["image_embedding"]) > 0
+    with pytest.raises(OpenL3liteError, match="cut short"):  # the one check still refuses
+        api.embed_video_file(videos[3], audio_model, image_model)
+
+
 def test_speed_jitter_changes_tempo_and_pitch_reproducibly(dataset):
     """Each training clip of a tone video is played at its own speed in [0.9, 1.1]: the tone's
     pitch moves by the same factor. Unaugmented samplers and speed_jitter=0 leave clips as

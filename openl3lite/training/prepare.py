@@ -166,7 +166,8 @@ def decode_video(path, dataset_dir, fps, short_side):
     if duration < MIN_DURATION_S:
         raise OpenL3liteError(f"{path}: shorter than {MIN_DURATION_S} s ({duration:.2f} s)")
     times, frames = [], []
-    for time_s, frame in iter_video_frames(path, short_side=short_side, fps=fps):
+    for time_s, frame in iter_video_frames(path, short_side=short_side, fps=fps,
+                                            check_cut_short=False):  # checked with the audio
         if time_s >= duration:
             break
         times.append(round(time_s, 6))
