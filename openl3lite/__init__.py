@@ -12,6 +12,9 @@ not start TensorFlow until a model is needed.
 import importlib
 import os as _os
 
+#: Whether the user chose TensorFlow's C++ log level (``TF_CPP_MIN_LOG_LEVEL``) themselves; the
+#: CLI then shows what TensorFlow writes at start-up instead of silencing it.
+_TF_LOG_LEVEL_FROM_USER = "TF_CPP_MIN_LOG_LEVEL" in _os.environ
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"

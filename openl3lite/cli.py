@@ -6,6 +6,7 @@ Embedding commands (``audio``, ``image``, ``video``) share one batch-job loop: e
 summary line and a non-zero exit status if any file failed.
 """
 
+import functools
 import glob
 import os
 import sys
@@ -14,7 +15,10 @@ from dataclasses import dataclass, field
 
 import click
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow start-up chatter off the terminal
+import openl3lite
+
+if not openl3lite._TF_LOG_LEVEL_FROM_USER:
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # no TensorFlow C++ log lines on the terminal
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc", ".au",
                     ".snd", ".caf", ".w64", ".rf64", ".opus")
@@ -259,6 +263,39 @@ def _load_image_model(model_path, embedding_size):
     return models.load_image_embedding_model_from_path(model_path, embedding_size)
 
 
+def import_backend_quietly():
+    """Import Keras, and with it its backend, with the process's standard error closed.
+
+    TensorFlow writes start-up lines from C++ (CUDA probing, oneDNN notes) before its logging is
+    set up, so ``TF_CPP_MIN_LOG_LEVEL`` cannot silence them. A Python exception raised by the
+    import still propagates. Nothing is silenced when the user has set
+    ``TF_CPP_MIN_LOG_LEVEL`` themselves (to see TensorFlow's messages, set it to 0).
+    """
+    if "keras" in sys.modules or openl3lite._TF_LOG_LEVEL_FROM_USER:
+        return
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import keras  # noqa: F401
+            finally:
+                os.dup2(saved_stderr, 2)
+    finally:
+        os.close(saved_stderr)
+
+
+def _needs_backend(command):
+    """Decorate a command that runs a network: import the backend quietly first (after click
+    has parsed the arguments, so ``--help`` and usage errors stay fast)."""
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        import_backend_quietly()
+        return command(*args, **kwargs)
+    return run
+
+
 def _fail_setup(exc):
     click.echo(f"error: {exc}", err=True)
     sys.exit(2)
@@ -282,6 +319,9 @@ def main():
 
     Each embedding command writes one .npz per input with arrays `embedding` (T, D) and
     `timestamps` (T,), named as OpenL3 names them.
+
+    TensorFlow's start-up messages are not shown; set TF_CPP_MIN_LOG_LEVEL (e.g. to 0) to see
+    them.
     """
 
 
@@ -289,6 +329,7 @@ def main():
 @click.argument("inputs", nargs=-1, required=True)
 @_common_output_options
 @_audio_options
+@_needs_backend
 def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
           audio_embedding_size, no_audio_centering, audio_hop_size, audio_batch_size, frontend,
           resampler, fast):
@@ -327,6 +368,7 @@ def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
 @click.option("--content-type", "-c", type=click.Choice(["music", "env"]), default="music",
               help="Kept for OpenL3 compatibility.")
 @_image_options
+@_needs_backend
 def image(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
           image_embedding_size, image_batch_size):
     """Embed image files: INPUTS are files, folders (searched recursively) or glob patterns."""
@@ -360,6 +402,7 @@ def image(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
               default=None, help="Separate image weights file (OpenL3 ships audio and image "
                                  "weights in separate files). Default: --model's file, or the "
                                  "released default model.")
+@_needs_backend
 def video(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
           audio_embedding_size, no_audio_centering, audio_hop_size, audio_batch_size, frontend,
           resampler, fast, image_embedding_size, image_batch_size, image_model_path):
@@ -473,6 +516,7 @@ def prepare(videos, output_dir, fps, workers, quiet):
 @click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its latest "
                                               "checkpoint.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_needs_backend
 def train(dataset_dir, run_dir, input_repr, width, batch_size, negatives, head_init, steps,
           learning_rate, weight_decay, val_fraction, heldout_dir, seed, checkpoint_every,
           eval_every, bn_batches, speed_jitter, workers, resume, quiet):
@@ -509,6 +553,7 @@ def train(dataset_dir, run_dir, input_repr, width, batch_size, negatives, head_i
               help="First recompute the BatchNorm statistics on N training batches of the run's "
                    "dataset (for runs trained with --bn-batches 0; training otherwise does this "
                    "before every checkpoint).")
+@_needs_backend
 def export(run_dir, output, name, overwrite, bn_batches):
     """Export a training run's audio and image subnetworks (and fusion head) to OUTPUT, a
     weights file that --model and the load_*_from_path functions accept."""
@@ -552,6 +597,7 @@ def export(run_dir, output, name, overwrite, bn_batches):
 @click.option("--output-dir", "-o", default=None, type=click.Path(file_okay=False),
               help="Write report.json, report.md and confusion matrices here.")
 @click.option("--quiet", "-q", is_flag=True)
+@_needs_backend
 def evaluate(labels, modality, model_paths, random_baseline, logmel_baseline, embedding_size,
              train_groups, test_groups, test_fraction, kfold, hop_size, plot, output_dir, quiet):
     """Linear-probe accuracy of embeddings on LABELS: a folder `ROOT/<label>/<file>` or a CSV with
@@ -649,6 +695,7 @@ def _features(evaluation, clips, model, modality, hop_size, quiet, failures=None
 @click.option("--random-baseline/--no-random-baseline", default=True, show_default=True,
               help="Also score the same network with random weights.")
 @click.option("--quiet", "-q", is_flag=True)
+@_needs_backend
 def evaluate_avc(model_path, dataset_dir, pairs, batch_size, seed, random_baseline, quiet):
     """Audio-visual correspondence accuracy of MODEL_PATH (a file from `l3embed export`) on
     pairs sampled from DATASET_DIR (from `l3embed prepare`, e.g. videos never used in
@@ -695,6 +742,7 @@ def evaluate_avc(model_path, dataset_dir, pairs, batch_size, seed, random_baseli
 @click.option("--overwrite", "-ow", is_flag=True,
               help="Replace existing outputs (default: skip videos whose outputs exist).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-file messages.")
+@_needs_backend
 def localize(videos, output_dir, model_path, fps, png, mp4, batch_size, overwrite, quiet):
     """Where the sound comes from: correspondence maps of VIDEOS (files, folders or globs).
 

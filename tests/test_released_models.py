@@ -1,6 +1,7 @@
 """The released weights in ``models/``: registry, checksums, model cards, and that ``model=None``
 (the API) and no ``--model`` (the CLI) use them."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -59,11 +60,16 @@ def test_tampered_release_fails_its_checksum(tmp_path, monkeypatch):
 
 
 def test_cli_uses_the_default_model(tmp_path):
+    """... and a quiet run prints only its warnings about inputs on standard error: no
+    TensorFlow start-up lines (written from C++ before TF_CPP_MIN_LOG_LEVEL applies)."""
     out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     proc = subprocess.run([sys.executable, str(REPO / "cli.py"), "audio", str(EXAMPLES), "-o",
                            str(out), "-as", "512", "-q"], capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stderr.splitlines()
+    assert lines and all(line.startswith("warning: ") for line in lines), lines  # short clips
     written = sorted(p.name for p in out.iterdir())
     assert written == sorted(p.stem + ".npz" for p in EXAMPLES.glob("*.wav"))
     with np.load(out / "0_theo_25.npz") as data:
