@@ -24,11 +24,12 @@ RESIZE_SHORT_SIDE = 256
 def as_image_batch(image, source="image"):
     """Validate an image or a batch and convert it to (N, H, W, 3).
 
-    Grayscale (H, W) or (H, W, 1) is replicated to RGB, and an alpha channel is dropped.
+    Grayscale (H, W) or (H, W, 1) is replicated to RGB, and an alpha channel is dropped (from
+    grey + alpha, C = 2, as image files with an alpha channel read, or RGBA, C = 4).
 
     Parameters
     ----------
-    image : np.ndarray, shape (H, W), (H, W, C) or (N, H, W, C), C in {1, 3, 4}
+    image : np.ndarray, shape (H, W), (H, W, C) or (N, H, W, C), C in {1, 2, 3, 4}
     source : str
         Name used in error messages.
 
@@ -57,13 +58,14 @@ def as_image_batch(image, source="image"):
     if image.shape[0] == 0:
         raise OpenL3liteError(f"{source}: got an empty batch of images")
     channels = image.shape[-1]
-    if channels == 1:
-        image = np.repeat(image, 3, axis=-1)
+    if channels in (1, 2):
+        image = np.repeat(image[..., :1], 3, axis=-1)
     elif channels == 4:
         image = image[..., :3]
     elif channels != 3:
         raise OpenL3liteError(
-            f"{source}: need RGB images with 1 (grey), 3 (RGB) or 4 (RGBA) channels; got {channels}")
+            f"{source}: need images with 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA) "
+            f"channels; got {channels}")
     if np.issubdtype(image.dtype, np.floating) and not np.all(np.isfinite(image)):
         raise OpenL3liteError(f"{source}: image contains NaN or infinite values")
     height, width = image.shape[1:3]

@@ -186,7 +186,11 @@ def test_bad_images(image, message, tiny_image_model):
         openl3lite.get_image_embedding(image, model=tiny_image_model, verbose=False)
 
 
-def test_grey_and_rgba_images_are_converted(tiny_image_model):
+def test_grey_and_rgba_images_are_converted(tiny_image_model, tmp_path):
+    from PIL import Image
+
+    from openl3lite.image import read_image
+
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 255, (240, 300, 3), dtype=np.uint8)
     grey = rgb[..., 0]
@@ -195,7 +199,18 @@ def test_grey_and_rgba_images_are_converted(tiny_image_model):
     emb_rgba = openl3lite.get_image_embedding(rgba, model=tiny_image_model, verbose=False)
     np.testing.assert_allclose(emb_rgb, emb_rgba, atol=1e-6)
     emb_grey = openl3lite.get_image_embedding(grey, model=tiny_image_model, verbose=False)
-    assert emb_grey.shape == (1, 512)
+    as_rgb = np.repeat(grey[..., np.newaxis], 3, -1)
+    np.testing.assert_allclose(
+        emb_grey, openl3lite.get_image_embedding(as_rgb, model=tiny_image_model, verbose=False),
+        atol=1e-6)
+    # a grey PNG with an alpha channel reads as (H, W, 2): its alpha is dropped too
+    alpha = rng.integers(0, 255, grey.shape, dtype=np.uint8)
+    Image.fromarray(np.stack([grey, alpha], -1)).save(tmp_path / "grey_alpha.png")
+    grey_alpha = read_image(tmp_path / "grey_alpha.png")
+    assert grey_alpha.shape == (240, 300, 2)
+    np.testing.assert_allclose(
+        openl3lite.get_image_embedding(grey_alpha, model=tiny_image_model, verbose=False),
+        emb_grey, atol=1e-6)
 
 
 def test_symmetric_scaling_is_consistent_across_sizes():
