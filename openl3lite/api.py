@@ -250,27 +250,26 @@ def embed_audio_file(filepath, model, center=True, hop_size=0.1, batch_size=32,
         Unreadable, empty or non-finite audio, naming the file.
     """
     path = os.fspath(filepath)
-    info = audio_io.audio_file_info(path)
-    if info.n_frames == 0:
-        raise OpenL3liteError(f"{path}: got empty audio")
-    all_zero = [True]
-    saw_non_finite = [False]
+    with audio_io.open_audio_file(path) as opened:
+        info = opened.info
+        if info.n_frames == 0:
+            raise OpenL3liteError(f"{path}: got empty audio")
+        all_zero = [True]
 
-    def checked_blocks():
-        for block in audio_io.iter_file_blocks(path):
-            if not np.all(np.isfinite(block)):
-                saw_non_finite[0] = True
-                raise OpenL3liteError(f"{path}: audio contains NaN or infinite samples")
-            if all_zero[0] and np.any(block):
-                all_zero[0] = False
-            yield block
+        def checked_blocks():
+            for block in audio_io.iter_file_blocks(opened):
+                if not np.all(np.isfinite(block)):
+                    raise OpenL3liteError(f"{path}: audio contains NaN or infinite samples")
+                if all_zero[0] and np.any(block):
+                    all_zero[0] = False
+                yield block
 
-    if info.n_frames / info.sr < 1.0:
-        warn(f"{path}: duration of provided audio is shorter than window size (1 second). "
-             "Audio will be padded.")
-    result = embed_audio_stream(checked_blocks(), info.n_frames, info.sr, model, center,
-                                hop_size, batch_size, resampler, verbose,
-                                desc=os.path.basename(path), mode=mode)
+        if info.n_frames / info.sr < 1.0:
+            warn(f"{path}: duration of provided audio is shorter than window size (1 second). "
+                 "Audio will be padded.")
+        result = embed_audio_stream(checked_blocks(), info.n_frames, info.sr, model, center,
+                                    hop_size, batch_size, resampler, verbose,
+                                    desc=os.path.basename(path), mode=mode)
     if all_zero[0]:
         warn(f"{path}: provided audio is all zeros")
     return result
@@ -286,7 +285,9 @@ def process_audio_file(filepath, output_dir=None, suffix=None, model=None, input
     Parameters
     ----------
     filepath : str or list of str
-        Audio file(s).
+        Audio file(s): WAV, FLAC, OGG/Opus, MP3, AIFF, ... read by libsndfile, or anything else
+        ffmpeg decodes (M4A/AAC, WMA, a video's sound track; see
+        :func:`openl3lite.audio.open_audio_file`).
     output_dir : str, optional
         Where to write; beside each input if None.
     suffix : str, optional

@@ -6,8 +6,12 @@ result equals resampling the whole signal at once (to float64 round-off), so a f
 length is processed in memory that does not grow with its duration.
 """
 
+import contextlib
 import math
 import os
+import re
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -53,13 +57,124 @@ class AudioInfo:
     n_channels: int
 
 
-def audio_file_info(path):
-    """Read the sample rate, length and channel count of an audio file without decoding it.
+@dataclass(frozen=True)
+class OpenedAudioFile:
+    """An audio file ready for libsndfile.
+
+    Attributes
+    ----------
+    path : str
+        The file as the user named it (for messages).
+    readable : str
+        What libsndfile reads: ``path`` itself, or a temporary WAV that ffmpeg decoded it to.
+    info : AudioInfo
+    """
+
+    path: str
+    readable: str
+    info: AudioInfo
+
+
+@contextlib.contextmanager
+def open_audio_file(path):
+    """Open an audio file for reading, by libsndfile or else through ffmpeg.
+
+    libsndfile reads WAV, FLAC, OGG/Opus, MP3, AIFF and more in place. A file it does not
+    recognise (AAC/M4A, WMA, the sound track of a video, ...) is decoded once by ffmpeg, at its
+    own sample rate and channel count as 32-bit float, to a temporary WAV (RF64 past 4 GB) that
+    is removed when the context ends.
 
     Parameters
     ----------
     path : str or os.PathLike
-        Audio file readable by libsndfile (WAV, FLAC, OGG, MP3, ...).
+
+    Yields
+    ------
+    OpenedAudioFile
+
+    Raises
+    ------
+    OpenL3liteError
+        If the file does not exist or neither libsndfile nor ffmpeg can read its sound
+        (libsndfile's reason is given).
+    """
+    import soundfile as sf
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise OpenL3liteError(f"{path}: file not found")
+    try:
+        info = sf.info(path)
+    except Exception as exc:  # libsndfile raises RuntimeError / LibsndfileError
+        reason = _short(exc)
+    else:
+        yield OpenedAudioFile(path, path, _audio_info(info))
+        return
+    handle, decoded = tempfile.mkstemp(prefix="openl3lite-", suffix=".wav")
+    os.close(handle)
+    try:
+        failure = _ffmpeg_decode(path, decoded)
+        if failure == "no audio stream":
+            raise OpenL3liteError(f"{path}: not a readable audio file (it has no audio stream)")
+        if failure in CUT_SHORT_REPORTS:
+            raise OpenL3liteError(f"{path}: the file is cut short (truncated download or "
+                                  f"copy?): ffmpeg reports \"{failure}\"")
+        if failure is not None:
+            raise OpenL3liteError(f"{path}: not a readable audio file ({reason.rstrip('.')}; "
+                                  f"ffmpeg: {failure})")
+        yield OpenedAudioFile(path, decoded, _audio_info(sf.info(decoded)))
+    finally:
+        os.remove(decoded)
+
+
+def _audio_info(info):
+    return AudioInfo(sr=info.samplerate, n_frames=info.frames, n_channels=info.channels)
+
+
+#: What ffmpeg's demuxers report for a file that ends before its own structure says it does
+#: (MP4/MOV/M4A, Matroska/WebM); such a file is refused rather than read as far as it goes.
+CUT_SHORT_REPORTS = ("partial file", "File ended prematurely")
+
+
+def _ffmpeg_decode(path, out_wav):
+    """Decode the first audio stream of ``path`` to ``out_wav`` (32-bit float WAV at the
+    stream's own rate and channels).
+
+    Returns
+    -------
+    str or None
+        None on success; else ``"no audio stream"``, one of :data:`CUT_SHORT_REPORTS`, or
+        ffmpeg's first error line.
+    """
+    from moviepy.config import FFMPEG_BINARY
+
+    command = [FFMPEG_BINARY, "-nostdin", "-v", "error", "-y", "-i", path, "-map", "0:a:0",
+               "-vn", "-sn", "-dn", "-c:a", "pcm_f32le", "-rf64", "auto", "-f", "wav", out_wav]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, errors="replace",
+                              timeout=24 * 3600)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"could not run ffmpeg ({exc})"
+    if "matches no streams" in done.stderr:
+        return "no audio stream"
+    cut_short = next((text for text in CUT_SHORT_REPORTS if text in done.stderr), None)
+    if cut_short:
+        return cut_short
+    if done.returncode != 0 or os.path.getsize(out_wav) == 0:
+        lines = [re.sub(r"^\[[^]]*\]\s*", "", line).strip() for line in done.stderr.splitlines()]
+        return next((line for line in lines if line), f"exit status {done.returncode}")
+    return None
+
+
+def audio_file_info(path):
+    """Read the sample rate, length and channel count of an audio file.
+
+    Files libsndfile reads (WAV, FLAC, OGG, MP3, ...) are not decoded; others are decoded by
+    ffmpeg to learn their exact length (see :func:`open_audio_file`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
 
     Returns
     -------
@@ -70,16 +185,8 @@ def audio_file_info(path):
     OpenL3liteError
         If the file does not exist or cannot be decoded.
     """
-    import soundfile as sf
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise OpenL3liteError(f"{path}: file not found")
-    try:
-        info = sf.info(path)
-    except Exception as exc:  # libsndfile raises RuntimeError / LibsndfileError
-        raise OpenL3liteError(f"{path}: not a readable audio file ({_short(exc)})") from None
-    return AudioInfo(sr=info.samplerate, n_frames=info.frames, n_channels=info.channels)
+    with open_audio_file(path) as opened:
+        return opened.info
 
 
 def read_audio(path):
@@ -88,7 +195,7 @@ def read_audio(path):
     Parameters
     ----------
     path : str or os.PathLike
-        Audio file.
+        Audio file (any format :func:`open_audio_file` reads).
 
     Returns
     -------
@@ -104,21 +211,21 @@ def read_audio(path):
     """
     import soundfile as sf
 
-    audio_file_info(path)
-    try:
-        samples, sr = sf.read(os.fspath(path), dtype="float64")
-    except Exception as exc:
-        raise OpenL3liteError(f"{os.fspath(path)}: could not decode audio ({_short(exc)})") from None
+    with open_audio_file(path) as opened:
+        try:
+            samples, sr = sf.read(opened.readable, dtype="float64")
+        except Exception as exc:
+            raise OpenL3liteError(f"{opened.path}: could not decode audio ({_short(exc)})") from None
     return samples, sr
 
 
-def iter_file_blocks(path, block_frames=DEFAULT_BLOCK_FRAMES):
+def iter_file_blocks(opened, block_frames=DEFAULT_BLOCK_FRAMES):
     """Yield a file's samples as mono float64 blocks.
 
     Parameters
     ----------
-    path : str or os.PathLike
-        Audio file.
+    opened : OpenedAudioFile
+        From :func:`open_audio_file` (still open).
     block_frames : int
         Samples per block (per channel).
 
@@ -130,10 +237,11 @@ def iter_file_blocks(path, block_frames=DEFAULT_BLOCK_FRAMES):
     import soundfile as sf
 
     try:
-        for block in sf.blocks(os.fspath(path), blocksize=block_frames, dtype="float64", always_2d=True):
+        for block in sf.blocks(opened.readable, blocksize=block_frames, dtype="float64",
+                               always_2d=True):
             yield downmix(block)
     except Exception as exc:
-        raise OpenL3liteError(f"{os.fspath(path)}: could not decode audio ({_short(exc)})") from None
+        raise OpenL3liteError(f"{opened.path}: could not decode audio ({_short(exc)})") from None
 
 
 def downmix(samples):

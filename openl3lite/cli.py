@@ -21,7 +21,8 @@ if not openl3lite._TF_LOG_LEVEL_FROM_USER:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # no TensorFlow C++ log lines on the terminal
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc", ".au",
-                    ".snd", ".caf", ".w64", ".rf64", ".opus")
+                    ".snd", ".caf", ".w64", ".rf64", ".opus",
+                    ".m4a", ".aac", ".wma", ".mka", ".ac3")  # the last through ffmpeg
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv",
                     ".flv")
@@ -333,7 +334,11 @@ def main():
 def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
           audio_embedding_size, no_audio_centering, audio_hop_size, audio_batch_size, frontend,
           resampler, fast):
-    """Embed audio files: INPUTS are files, folders (searched recursively) or glob patterns."""
+    """Embed audio files: INPUTS are files, folders (searched recursively) or glob patterns.
+
+    WAV, FLAC, OGG/Opus, MP3 and AIFF are read directly; M4A/AAC, WMA and other formats ffmpeg
+    knows (also a video's sound track) are decoded by ffmpeg first.
+    """
     from . import api
     from .errors import OpenL3liteError
     from .output import output_path, write_npz_atomic

@@ -16,6 +16,7 @@ import warnings
 
 import numpy as np
 
+from .audio import CUT_SHORT_REPORTS
 from .errors import OpenL3liteError, warn
 
 
@@ -92,9 +93,6 @@ def _show(caught):
 MISSING_END_TOLERANCE_S = 1.0
 #: What moviepy warns when ffmpeg has no more frame data (it then repeats the last frame).
 _NO_FRAME_DATA = re.compile(r"0 bytes read at frame index \d+ .*at time ([\d.]+)/([\d.]+) sec")
-#: What ffmpeg's demuxers report for a file that ends before its own structure says it does
-#: (MP4/MOV, Matroska/WebM).
-CUT_SHORT_REPORTS = ("partial file", "File ended prematurely")
 
 
 def check_not_cut_short(path):

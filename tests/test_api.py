@@ -137,6 +137,56 @@ def test_file_streaming_equals_in_memory(tmp_path, tiny_audio_model, monkeypatch
     np.testing.assert_allclose(streamed, whole, atol=1e-5)
 
 
+def _ffmpeg(*args):
+    import subprocess
+
+    from moviepy.config import FFMPEG_BINARY
+
+    subprocess.run([FFMPEG_BINARY, "-v", "error", "-y", *map(str, args)], check=True)
+
+
+def test_formats_libsndfile_lacks_are_read_through_ffmpeg(tmp_path, tiny_audio_model,
+                                                          monkeypatch):
+    """M4A (lossless ALAC and lossy AAC) and a video's sound track are decoded by ffmpeg at
+    their own rate and channels: ALAC gives exactly the WAV's embedding, AAC nearly. A file
+    without sound, a cut-short one and garbage are refused by name; no temporary file stays."""
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    rng = np.random.default_rng(3)
+    signal = np.stack([_tone(2.5, 44100), 0.2 * rng.standard_normal(int(2.5 * 44100))], 1)
+    wav = tmp_path / "original.wav"
+    sf.write(wav, signal, 44100, subtype="PCM_16")
+    _ffmpeg("-i", wav, "-c:a", "alac", tmp_path / "lossless.m4a")
+    _ffmpeg("-i", wav, "-c:a", "aac", "-b:a", "256k", tmp_path / "lossy.m4a")
+
+    expected, expected_ts = embed_audio_file(wav, tiny_audio_model)
+    samples, sr = audio_io.read_audio(tmp_path / "lossless.m4a")
+    assert sr == 44100 and samples.shape == (len(signal), 2)
+    np.testing.assert_array_equal(samples, sf.read(wav)[0])
+    lossless, ts = embed_audio_file(tmp_path / "lossless.m4a", tiny_audio_model)
+    np.testing.assert_array_equal(ts, expected_ts)
+    np.testing.assert_allclose(lossless, expected, atol=1e-5)
+    lossy, ts = embed_audio_file(tmp_path / "lossy.m4a", tiny_audio_model)
+    assert audio_io.audio_file_info(tmp_path / "lossy.m4a").n_frames == len(signal)
+    cosine = np.sum(lossy * expected, 1) / np.linalg.norm(lossy, axis=1) / np.linalg.norm(
+        expected, axis=1)
+    assert len(ts) == len(expected_ts) and cosine.min() > 0.95
+
+    _ffmpeg("-i", tmp_path / "lossy.m4a", "-c", "copy", "-movflags", "+faststart",
+            tmp_path / "whole.m4a")
+    payload = (tmp_path / "whole.m4a").read_bytes()
+    (tmp_path / "cut.m4a").write_bytes(payload[: len(payload) * 6 // 10])
+    (tmp_path / "garbage.m4a").write_bytes(b"not audio at all" * 50)
+    _ffmpeg("-f", "lavfi", "-i", "color=c=red:s=64x64:d=1", tmp_path / "silent.mp4")
+    for name, message in [("cut.m4a", r"cut\.m4a: the file is cut short.*partial file"),
+                          ("garbage.m4a", r"garbage\.m4a: not a readable audio file \(.*; ffmpeg: "),
+                          ("silent.mp4", r"silent\.mp4: not a readable audio file \(it has no "
+                                         r"audio stream\)")]:
+        with pytest.raises(openl3lite.OpenL3liteError, match=message):
+            embed_audio_file(tmp_path / name, tiny_audio_model)
+    assert not list((tmp_path / "tmp").iterdir())
+
+
 def test_soxr_resampler_is_close_to_default(tiny_audio_model):
     signal = _tone(2, 44100, 1000)
     exact, _ = openl3lite.get_audio_embedding(signal, 44100, model=tiny_audio_model, verbose=False)
