@@ -104,10 +104,10 @@ def test_train_logs_and_refusals(dataset, tmp_path):
 
 
 def test_learning_rate_changes_on_resume_are_logged_and_exported(dataset, tmp_path):
-    """metrics.csv and the checkpoint record the learning rate of every step; export copies the
-    schedule into the model file's metadata."""
+    """metrics.csv and the checkpoint record the learning rate of every step, the checkpoint
+    also the speed jitter's; export copies both schedules into the model file's metadata."""
     from openl3lite.training.export import export_model
-    from openl3lite.training.train import read_checkpoint_state, record_learning_rate, train
+    from openl3lite.training.train import read_checkpoint_state, record_setting, train
 
     run = tmp_path / "run"
     tiny = dict(TINY, learning_rate=1e-3)
@@ -127,11 +127,13 @@ def test_learning_rate_changes_on_resume_are_logged_and_exported(dataset, tmp_pa
     metadata = export_model(run, tmp_path / "run.h5", "tiny-lr")
     assert metadata.extra["speed_jitter"] == 0.05
     assert metadata.extra["learning_rate_schedule"] == [[1, 1e-3], [5, 2e-4]]
+    assert metadata.extra["speed_jitter_schedule"] == [[1, 0.0], [7, 0.05]]
     assert metadata.extra["learning_rate"] == 2e-4
 
     old_run = {"step": 300}  # a checkpoint written before the record existed
-    record_learning_rate(old_run, 1e-4)
-    assert old_run["learning_rates"] == [[301, 1e-4]]
+    record_setting(old_run, "learning_rate", 1e-4)
+    record_setting(old_run, "speed_jitter", 0.1)
+    assert old_run["learning_rates"] == [[301, 1e-4]] and old_run["speed_jitters"] == [[301, 0.1]]
 
 
 def test_export_can_recompute_batchnorm_for_runs_trained_without(dataset, tmp_path):

@@ -34,9 +34,10 @@ def training_details(state, extra=None):
         ``training_steps``, ``batch_size``, ``learning_rate``, ``weight_decay``, ``optimizer``,
         ``seed``, ``negatives``, ``speed_jitter`` (of the run's last session),
         ``dataset_dir``, ``heldout_dir``, ``final_val_loss``, ``final_val_avc_acc``,
-        ``final_heldout_avc_acc`` (None when not measured), ``learning_rate_schedule``
-        (``[first_step, lr]`` pairs; it starts after step 1 when the run's early checkpoints
-        predate this record, None if none was recorded), ``train_time_s``, ``backend``,
+        ``final_heldout_avc_acc`` (None when not measured), ``learning_rate_schedule`` and
+        ``speed_jitter_schedule`` (``[first_step, value]`` pairs; they start after step 1 when
+        the run's early checkpoints predate the record, None if none was recorded),
+        ``train_time_s``, ``backend``,
         ``keras_version``, ``exported`` (UTC date), plus ``extra``.
     """
     import keras
@@ -53,8 +54,8 @@ def training_details(state, extra=None):
         "final_metrics_step": last.get("step"), "final_val_loss": last.get("val_loss"),
         "final_val_avc_acc": last.get("val_acc"),
         "final_heldout_avc_acc": last.get("heldout_acc"),
-        "learning_rate_schedule": [entry for entry in state.get("learning_rates", [])
-                                   if entry[0] <= state["step"]] or None,
+        "learning_rate_schedule": _used(state, "learning_rates"),
+        "speed_jitter_schedule": _used(state, "speed_jitters"),
         "train_time_s": round(float(state.get("elapsed_s", 0.0)), 1),
         "backend": state.get("backend", keras.backend.backend()),
         "keras_version": state.get("keras_version", keras.__version__),
@@ -62,6 +63,11 @@ def training_details(state, extra=None):
     }
     details.update(extra or {})
     return details
+
+
+def _used(state, schedule_key):
+    """The entries of a recorded schedule that trained steps used (None if none)."""
+    return [entry for entry in state.get(schedule_key, []) if entry[0] <= state["step"]] or None
 
 
 def export_model(run_dir_or_checkpoint, out_path, name, extra=None, bn_batches=0):

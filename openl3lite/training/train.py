@@ -14,7 +14,8 @@ Every ``checkpoint_every`` steps, at the end and on Ctrl-C, ``run_dir/checkpoint
   optimizer variable (AdamW iteration, learning rate, first and second moments), in order;
 * ``state.json``: the step, the metrics so far, the running train loss since the last log row,
   the elapsed training time, the learning rates used (``learning_rates``: ``[first_step, lr]``
-  pairs, one more each time a run is resumed with a new ``learning_rate``) and the run's config.
+  pairs, one more each time a run is resumed with a new ``learning_rate``; ``speed_jitters``
+  likewise) and the run's config.
 
 Both are written to temporary names and renamed (``os.replace``), ``state.json`` last, so a crash
 or ``kill -9`` at any moment leaves the previous complete checkpoint in place. ``resume=True``
@@ -977,7 +978,8 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
         state, path = read_checkpoint_state(run_dir)
         restore_checkpoint(model, path)
         model.optimizer.learning_rate = config.learning_rate  # may differ on resume
-    record_learning_rate(state, config.learning_rate)
+    for name in RESUMABLE_SETTINGS:
+        record_setting(state, name, getattr(config, name))
     if chief:
         write_metrics_csv(os.path.join(run_dir, "metrics.csv"), state["history"])
     return _run(model, avc_model, config, run_dir, sampler, eval_sets, state, chief,
@@ -1002,24 +1004,31 @@ def _evaluation_sets(config, val_ids):
     return sets
 
 
-def record_learning_rate(state, learning_rate):
-    """Note in a run's state the learning rate its next steps train with.
+#: Settings that may change when a run is resumed, and the state key of each one's schedule.
+RESUMABLE_SETTINGS = {"learning_rate": "learning_rates", "speed_jitter": "speed_jitters"}
+
+
+def record_setting(state, name, value):
+    """Note in a run's state the value of a setting its next steps train with.
 
     Parameters
     ----------
     state : dict
-        The run's state (``step``, ...); its ``learning_rates`` list of ``[first_step, lr]``
-        (``first_step`` 1-based, as in ``metrics.csv``) gains an entry when ``learning_rate``
-        differs from the last one. An entry that no step has used yet is replaced. Runs whose
-        checkpoints predate this record start it at their resume step.
-    learning_rate : float
+        The run's state (``step``, ...); its schedule for ``name`` (a list of
+        ``[first_step, value]``, ``first_step`` 1-based as in ``metrics.csv``, under the key
+        :data:`RESUMABLE_SETTINGS` gives) gains an entry when ``value`` differs from the last
+        one. An entry that no step has used yet is replaced. Runs whose checkpoints predate
+        the record start it at their resume step.
+    name : str
+        A key of :data:`RESUMABLE_SETTINGS`.
+    value : float
     """
-    schedule = state.setdefault("learning_rates", [])
+    schedule = state.setdefault(RESUMABLE_SETTINGS[name], [])
     first_step = state["step"] + 1
     if schedule and schedule[-1][0] >= first_step:
         schedule.pop()
-    if not schedule or schedule[-1][1] != learning_rate:
-        schedule.append([first_step, learning_rate])
+    if not schedule or schedule[-1][1] != value:
+        schedule.append([first_step, value])
 
 
 def _log_row(model, state, eval_sets):
