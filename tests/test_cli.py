@@ -137,3 +137,17 @@ def test_help_explains_every_option():
     for flag in ("--output-dir", "-o", "--suffix", "-x", "--input-repr", "-i", "-as", "-n",
                  "-t", "-ab", "--overwrite", "-ow", "--quiet", "-q", "--model"):
         assert flag in text
+
+
+def test_python_m_openl3lite_runs_the_cli():
+    """``python -m openl3lite`` is ``l3embed`` (for environments whose scripts are not on PATH)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "openl3lite", "models"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "(default)" in done.stdout
+    usage = subprocess.run([sys.executable, "-m", "openl3lite", "audio"], capture_output=True,
+                           text=True, timeout=120)
+    assert usage.returncode == 2 and "Usage: l3embed audio" in usage.stderr
