@@ -12,7 +12,7 @@ import numpy as np
 from . import audio as audio_io
 from . import fast, framing, image as image_io
 from .batching import batched, keras_predict, run_batches
-from .errors import OpenL3liteError, warn
+from .errors import OpenL3liteError, OpenL3liteWarning, warn
 from .frontend import FRONTENDS, INPUT_REPRS, librosa_spectrogram
 from .models import CONTENT_TYPES, as_audio_model, as_image_model, check_choice
 from .output import output_path, write_npz_atomic
@@ -251,26 +251,36 @@ def embed_audio_file(filepath, model, center=True, hop_size=0.1, batch_size=32,
     """
     path = os.fspath(filepath)
     with audio_io.open_audio_file(path) as opened:
-        info = opened.info
-        if info.n_frames == 0:
-            raise OpenL3liteError(f"{path}: got empty audio")
-        all_zero = [True]
+        return _embed_checked_stream(audio_io.iter_file_blocks(opened), opened.info.n_frames,
+                                     opened.info.sr, path, model, center, hop_size, batch_size,
+                                     resampler, verbose, mode)
 
-        def checked_blocks():
-            for block in audio_io.iter_file_blocks(opened):
-                if not np.all(np.isfinite(block)):
-                    raise OpenL3liteError(f"{path}: audio contains NaN or infinite samples")
-                if all_zero[0] and np.any(block):
-                    all_zero[0] = False
-                yield block
 
-        if info.n_frames / info.sr < 1.0:
-            warn(f"{path}: duration of provided audio is shorter than window size (1 second). "
-                 "Audio will be padded.")
-        result = embed_audio_stream(checked_blocks(), info.n_frames, info.sr, model, center,
-                                    hop_size, batch_size, resampler, verbose,
-                                    desc=os.path.basename(path), mode=mode)
-    if all_zero[0]:
+def _embed_checked_stream(blocks, n_frames, sr, path, model, center, hop_size, batch_size,
+                          resampler, verbose, mode):
+    """:func:`embed_audio_stream` of a file's blocks (mono, or (k, channels) to downmix),
+    refusing empty or non-finite audio and warning, as for arrays, about audio shorter than a
+    window or all zero."""
+    if n_frames == 0:
+        raise OpenL3liteError(f"{path}: got empty audio")
+    all_zero = True
+
+    def checked_blocks():
+        nonlocal all_zero
+        for block in blocks:
+            block = audio_io.downmix(block)
+            if not np.all(np.isfinite(block)):
+                raise OpenL3liteError(f"{path}: audio contains NaN or infinite samples")
+            all_zero = all_zero and not np.any(block)
+            yield block
+
+    if n_frames / sr < 1.0:
+        warn(f"{path}: duration of provided audio is shorter than window size (1 second). "
+             "Audio will be padded.")
+    result = embed_audio_stream(checked_blocks(), n_frames, sr, model, center, hop_size,
+                                batch_size, resampler, verbose, desc=os.path.basename(path),
+                                mode=mode)
+    if all_zero:
         warn(f"{path}: provided audio is all zeros")
     return result
 
@@ -375,6 +385,61 @@ def embed_images(batch, model, batch_size=32, verbose=False, source="image"):
             progress.close()
 
 
+def embed_frames(frames, model, batch_size=32, verbose=False, source="video",
+                 openl3_peak=None):
+    """Embed a stream of video frames, ``batch_size`` at a time, without holding them all.
+
+    Each batch is validated and preprocessed on its own, which gives what preprocessing the
+    whole stack at once gives: with symmetric scaling every image is scaled alone, and OpenL3's
+    scaling, which divides by the peak of the whole array it is given, takes the stream's
+    peak as ``openl3_peak``.
+
+    Parameters
+    ----------
+    frames : iterable of np.ndarray, uint8, shape (H, W, 3)
+    model : ImageEmbeddingModel
+    batch_size : int
+    verbose : bool
+        Show a progress bar over frames.
+    source : str
+        Name used in messages.
+    openl3_peak : float, optional
+        For a model with OpenL3's scaling: :func:`openl3lite.image.openl3_peak` of all the
+        frames (each batch's own if None, which differs from OpenL3 for frames of 224-256 px).
+
+    Returns
+    -------
+    np.ndarray, float32, shape (n_frames, D)
+
+    Raises
+    ------
+    OpenL3liteError
+        If there are no frames or a frame is invalid. Warns once if every frame is black.
+    """
+    from .batching import batched_stream
+
+    all_zero = True
+
+    def batches():
+        nonlocal all_zero
+        for group in batched_stream(frames, batch_size):
+            batch = image_io.as_image_batch(np.stack(group), source, warn_all_zero=False)
+            all_zero = all_zero and not np.any(batch)
+            yield image_io.preprocess_images(batch, model.image_scaling, openl3_peak)
+
+    progress = _progress(None, verbose, source)
+    try:
+        embedding = run_batches(keras_predict(model.keras_model), batches(), None, progress)
+    except RuntimeError:  # no batches
+        raise OpenL3liteError(f"{source}: video has no frames") from None
+    finally:
+        if progress is not None:
+            progress.close()
+    if all_zero:
+        warn(f"{source}: provided image is all zeros")
+    return embedding
+
+
 def get_image_embedding(image, frame_rate=None, model=None, input_repr=None,
                         content_type="music", embedding_size=8192, batch_size=32, verbose=True):
     """Compute L3 image embeddings.
@@ -460,7 +525,8 @@ def process_image_file(filepath, output_dir=None, suffix=None, model=None, input
 
 def embed_video_file(filepath, audio_model, image_model, center=True, hop_size=0.1,
                      audio_batch_size=32, image_batch_size=32, verbose=False, audio_mode="exact"):
-    """Embed a video's audio track and frames.
+    """Embed a video's audio track and frames, streaming both (memory does not grow with the
+    video's length, apart from the embeddings themselves).
 
     Returns
     -------
@@ -471,26 +537,38 @@ def embed_video_file(filepath, audio_model, image_model, center=True, hop_size=0
     from . import video
 
     path = os.fspath(filepath)
-    samples = video.read_video_audio(path, sr=audio_io.TARGET_SR)
-    mono, _ = _check_audio_array(samples, audio_io.TARGET_SR, path)
-    _warn_audio_content(not np.any(mono), len(mono), audio_io.TARGET_SR, path)
-    audio_emb, audio_ts = embed_audio_stream(_array_blocks(mono), len(mono), audio_io.TARGET_SR,
-                                             audio_model, center, hop_size, audio_batch_size,
-                                             verbose=verbose, desc=os.path.basename(path),
-                                             mode=audio_mode)
-    # read_video_audio has checked that the file is not cut short
-    if image_model.image_scaling == "openl3":  # OpenL3 stretches frames to 256x256
-        frames, fps = video.read_video_frames(path, size=(256, 256), check_cut_short=False)
-        timestamps = np.arange(len(frames)) / int(fps)
-    else:
-        frames, fps = video.read_video_frames(path, short_side=256, check_cut_short=False)
-        timestamps = np.arange(len(frames)) / fps
-    if len(frames) == 0:
-        raise OpenL3liteError(f"{path}: video has no frames")
-    batch = image_io.as_image_batch(frames, path)
-    image_emb = embed_images(batch, image_model, image_batch_size, verbose, path)
+    with video.open_video_audio(path, sr=audio_io.TARGET_SR) as (n_samples, blocks):
+        audio_emb, audio_ts = _embed_checked_stream(
+            blocks, n_samples, audio_io.TARGET_SR, path, audio_model, center, hop_size,
+            audio_batch_size, "kaiser_best", verbose, audio_mode)
+    fps = video.video_fps(path)
+    openl3_scaling = image_model.image_scaling == "openl3"
+    size, rate = ({"size": (256, 256)}, int(fps)) if openl3_scaling else ({"short_side": 256}, fps)
+
+    def frames():  # the file was checked with the audio
+        return (frame for _, frame in video.iter_video_frames(path, fps=fps,
+                                                               check_cut_short=False, **size))
+
+    peak = _openl3_peak_of_stream(frames(), image_batch_size) if openl3_scaling else None
+    image_emb = embed_frames(frames(), image_model, image_batch_size, verbose, path, peak)
     return {"audio_embedding": audio_emb, "audio_timestamps": audio_ts,
-            "image_embedding": image_emb, "image_timestamps": timestamps}
+            "image_embedding": image_emb,
+            "image_timestamps": np.arange(len(image_emb)) / rate}
+
+
+def _openl3_peak_of_stream(frames, batch_size):
+    """:func:`openl3lite.image.openl3_peak` of a stream of frames, batch by batch: OpenL3
+    divides every frame of a video by the brightest pixel of all of them, so a first pass over
+    the frames finds it. Warnings about the frames are left to the second pass."""
+    import warnings
+
+    from .batching import batched_stream
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OpenL3liteWarning)
+        return max((image_io.openl3_peak(image_io.as_image_batch(np.stack(group),
+                                                                   warn_all_zero=False))
+                    for group in batched_stream(frames, batch_size)), default=0.0)
 
 
 def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,

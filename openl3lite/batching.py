@@ -4,6 +4,7 @@ Producing batches (decoding, resampling, framing, spectrograms, image scaling) r
 background thread while the network runs, so preprocessing overlaps with inference.
 """
 
+import itertools
 import queue
 import threading
 
@@ -74,8 +75,9 @@ def run_batches(predict, batches, n_items, progress=None, overlap=True):
         (b, ...) float32 array -> (b, D) array.
     batches : iterable of np.ndarray
         Input batches; ``n_items`` rows in total.
-    n_items : int
-        Total rows (preallocates the output).
+    n_items : int or None
+        Total rows (preallocates the output); None when not known in advance (a stream):
+        the results are then gathered and joined at the end.
     progress : tqdm-like or None
         Updated by each batch's size.
     overlap : bool
@@ -86,19 +88,47 @@ def run_batches(predict, batches, n_items, progress=None, overlap=True):
     np.ndarray, float32, shape (n_items, D)
     """
     output = None
+    gathered = []
     row = 0
     source = prefetch(batches) if overlap else batches
     for batch in source:
         result = np.asarray(predict(batch), dtype=np.float32)
-        if output is None:
-            output = np.empty((n_items,) + result.shape[1:], dtype=np.float32)
-        output[row : row + len(result)] = result
+        if n_items is None:
+            gathered.append(result)
+        else:
+            if output is None:
+                output = np.empty((n_items,) + result.shape[1:], dtype=np.float32)
+            output[row : row + len(result)] = result
         row += len(result)
         if progress is not None:
             progress.update(len(result))
+    if n_items is None:
+        if not gathered:
+            raise RuntimeError("no batches to run")
+        return np.concatenate(gathered)
     if output is None or row != n_items:
         raise RuntimeError(f"expected {n_items} rows from the batches, got {row}")
     return output
+
+
+def batched_stream(items, batch_size):
+    """Group a stream of items into lists of ``batch_size`` (the last may be shorter).
+
+    Parameters
+    ----------
+    items : iterable
+    batch_size : int
+
+    Yields
+    ------
+    list, 1 to ``batch_size`` items
+    """
+    iterator = iter(items)
+    while True:
+        group = list(itertools.islice(iterator, batch_size))
+        if not group:
+            return
+        yield group
 
 
 def batched(array, batch_size):

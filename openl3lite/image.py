@@ -21,7 +21,7 @@ IMAGE_SIZE = 224
 RESIZE_SHORT_SIDE = 256
 
 
-def as_image_batch(image, source="image"):
+def as_image_batch(image, source="image", warn_all_zero=True):
     """Validate an image or a batch and convert it to (N, H, W, 3).
 
     Grayscale (H, W) or (H, W, 1) is replicated to RGB, and an alpha channel is dropped (from
@@ -32,6 +32,9 @@ def as_image_batch(image, source="image"):
     image : np.ndarray, shape (H, W), (H, W, C) or (N, H, W, C), C in {1, 2, 3, 4}
     source : str
         Name used in error messages.
+    warn_all_zero : bool
+        Warn when every pixel is zero (off for the batches of a stream, which warns once
+        for the whole of it).
 
     Returns
     -------
@@ -72,7 +75,7 @@ def as_image_batch(image, source="image"):
     if min(height, width) < IMAGE_SIZE:
         raise OpenL3liteError(
             f"{source}: image(s) must be at least {IMAGE_SIZE}x{IMAGE_SIZE} px; got {height}x{width} px")
-    if not np.any(image):
+    if warn_all_zero and not np.any(image):
         warn(f"{source}: provided image is all zeros")
     return image
 
@@ -84,18 +87,44 @@ def _centre_crop(image):
     return image[top : top + IMAGE_SIZE, left : left + IMAGE_SIZE]
 
 
-def preprocess_openl3(batch):
+def preprocess_openl3(batch, peak=None):
     """OpenL3 0.4.2's image preprocessing, quirks included.
 
     Parameters
     ----------
     batch : np.ndarray, shape (N, H, W, 3)
         As returned by :func:`as_image_batch`.
+    peak : float, optional
+        What OpenL3 divides the scaled batch by when it exceeds 1: the largest magnitude of
+        the array it was given (:func:`openl3_peak`). None takes this batch's own; a stream
+        cut into batches passes the whole stream's.
 
     Returns
     -------
     np.ndarray, float32, shape (N, 224, 224, 3)
     """
+    batch = _openl3_before_peak(batch)
+    if peak is None:
+        peak = np.abs(batch).max()
+    if peak > 1:
+        batch = batch / np.float32(peak)
+    return batch.astype(np.float32)
+
+
+def openl3_peak(batch):
+    """The magnitude :func:`preprocess_openl3` divides ``batch`` by when it exceeds 1: frames
+    of 224 to 256 px keep their 0-255 values, so it is their brightest pixel.
+
+    Returns
+    -------
+    float
+    """
+    return float(np.abs(_openl3_before_peak(batch)).max())
+
+
+def _openl3_before_peak(batch):
+    """OpenL3's rescaling, centre crop and conversion to float32, before its division by the
+    batch's peak."""
     import skimage
     import skimage.transform
 
@@ -113,11 +142,7 @@ def preprocess_openl3(batch):
         batch = 2.0 * batch.astype(np.float64) / np.iinfo(batch.dtype).max - 1.0
     else:
         batch = skimage.img_as_float32(batch)
-    batch = np.asarray(batch, dtype=np.float32)
-    peak = np.abs(batch).max()
-    if peak > 1:
-        batch = batch / peak
-    return batch.astype(np.float32)
+    return np.asarray(batch, dtype=np.float32)
 
 
 def to_unit_float(image):
@@ -166,7 +191,7 @@ def preprocess_symmetric(batch):
     return out
 
 
-def preprocess_images(batch, scaling):
+def preprocess_images(batch, scaling, openl3_peak=None):
     """Preprocess a validated batch with the given scaling rule.
 
     Parameters
@@ -174,13 +199,15 @@ def preprocess_images(batch, scaling):
     batch : np.ndarray, shape (N, H, W, 3)
     scaling : str
         ``openl3`` or ``symmetric``.
+    openl3_peak : float, optional
+        For ``openl3``: see :func:`preprocess_openl3`'s ``peak``.
 
     Returns
     -------
     np.ndarray, float32, shape (N, 224, 224, 3)
     """
     if scaling == "openl3":
-        return preprocess_openl3(batch)
+        return preprocess_openl3(batch, openl3_peak)
     return preprocess_symmetric(batch)
 
 

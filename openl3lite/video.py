@@ -127,8 +127,13 @@ def check_not_cut_short(path):
                               f"ffmpeg reports \"{report}\"")
 
 
-def read_video_audio(path, sr=48000, check_cut_short=True):
-    """Decode a video's audio track, resampled by ffmpeg to ``sr``.
+#: Samples per block when streaming a video's sound (moviepy's own chunk size).
+AUDIO_BLOCK_FRAMES = 50000
+
+
+@contextlib.contextmanager
+def open_video_audio(path, sr=48000, check_cut_short=True):
+    """Open a video's audio track to stream it, resampled by ffmpeg to ``sr``.
 
     Parameters
     ----------
@@ -139,29 +144,67 @@ def read_video_audio(path, sr=48000, check_cut_short=True):
         Run :func:`check_not_cut_short` first. Pass False only when the caller has just done
         so (reading the frames of the same file).
 
-    Returns
-    -------
-    np.ndarray, float64, shape (n_samples, n_channels)
-        Samples in [-1, 1].
+    Yields
+    ------
+    n_samples : int
+        Samples per channel in all blocks together.
+    blocks : iterator of np.ndarray, float64, shape (<= AUDIO_BLOCK_FRAMES, n_channels)
+        Consecutive blocks, samples in [-1, 1]; to be read before the context ends.
 
     Raises
     ------
     OpenL3liteError
         If the file is unreadable, has no audio track or is cut short
-        (:func:`check_not_cut_short`).
+        (:func:`check_not_cut_short`), also while the blocks are read.
     """
-    with open_video(path) as clip:
+    path = os.fspath(path)
+    # the reader decodes at sr (ffmpeg resamples); at another rate, moviepy would pick the
+    # nearest samples of its reader's 44.1 kHz to make sr
+    with open_video(path, audio_fps=sr) as clip:
         if clip.audio is None:
-            raise OpenL3liteError(f"{os.fspath(path)}: video has no audio track")
+            raise OpenL3liteError(f"{path}: video has no audio track")
         if check_cut_short:
             check_not_cut_short(path)
-        try:
-            samples = clip.audio.to_soundarray(fps=sr)
-        except Exception as exc:
-            raise OpenL3liteError(f"{os.fspath(path)}: could not decode the audio track "
-                                  f"({_short(exc)})") from None
+        audio = clip.audio
+        # moviepy 2.1's reader fails on a request spanning over half its buffer (which is
+        # shorter for a short file), so whole files under about a second could not be read
+        chunk = min(AUDIO_BLOCK_FRAMES, audio.reader.buffersize // 2)
+        chunks = audio.iter_chunks(fps=sr, chunksize=chunk, logger=None)
+        yield int(sr * audio.duration), _audio_blocks(chunks, path)
+
+
+def _audio_blocks(chunks, path):
+    """moviepy's audio chunks as 2-D float64 arrays."""
+    done = object()
+    while (chunk := _decode_audio(path, lambda: next(chunks, done))) is not done:
+        yield _as_2d(chunk)
+
+
+def _decode_audio(path, read):
+    """``read()``, with moviepy's failures turned into an OpenL3liteError naming ``path``."""
+    try:
+        return read()
+    except Exception as exc:
+        raise OpenL3liteError(f"{path}: could not decode the audio track "
+                              f"({_short(exc)})") from None
+
+
+def _as_2d(samples):
     samples = np.asarray(samples, dtype=np.float64)
     return samples[:, np.newaxis] if samples.ndim == 1 else samples
+
+
+def read_video_audio(path, sr=48000, check_cut_short=True):
+    """Decode a video's whole audio track, resampled by ffmpeg to ``sr``
+    (see :func:`open_video_audio`, which takes the same parameters).
+
+    Returns
+    -------
+    np.ndarray, float64, shape (n_samples, n_channels)
+        Samples in [-1, 1].
+    """
+    with open_video_audio(path, sr, check_cut_short) as (_, blocks):
+        return np.concatenate(list(blocks))
 
 
 def _target_resolution(clip_size, size, short_side):
@@ -276,6 +319,12 @@ def read_video_frames(path, size=None, short_side=None, fps=None, check_cut_shor
     if not frames:
         return np.zeros((0, 1, 1, 3), np.uint8), float(rate)
     return np.stack(frames), float(rate)
+
+
+def video_fps(path):
+    """The frame rate of a video, in frames per second."""
+    with open_video(path) as clip:
+        return float(clip.fps)
 
 
 def video_duration(path):

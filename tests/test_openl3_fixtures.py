@@ -213,4 +213,4 @@ def test_error_and_warning_cases(fixtures_dir, manifest, openl3_audio_model, ope
         with pytest.raises(openl3lite.OpenL3Error, match="at least 224x224 px; got 110x120"):
             openl3lite.get_image_embedding(array, model=image_model, verbose=False)
     with pytest.raises(openl3lite.OpenL3Error, match="channels"):
-        openl3lite.get_image_embedding(np.zeros((224, 224, 2), np.uint8), model=image_model)
+        openl3lite.get_image_embedding(np.zeros((224, 224, 5), np.uint8), model=image_model)
