@@ -62,6 +62,41 @@ def peak_rss_of_cli(args):
     return time.time() - start, int(peak.split()[1]) / 1024
 
 
+def measure_lengths(minutes_list, path_of, write, cli_args):
+    """Write a test input of each length (unless it exists) and run the CLI on it.
+
+    Parameters
+    ----------
+    minutes_list : list of float
+    path_of : callable, minutes -> path
+    write : callable, (path, minutes) -> None
+    cli_args : list of str
+        The CLI's arguments; the input's path is inserted after the command.
+
+    Returns
+    -------
+    list of (minutes, wall time in s, peak RSS in MB)
+    """
+    rows = []
+    for minutes in minutes_list:
+        path = path_of(minutes)
+        if not os.path.exists(path):
+            write(path, minutes)
+        seconds, peak = peak_rss_of_cli(cli_args[:1] + [path] + cli_args[1:])
+        rows.append((minutes, seconds, peak))
+    return rows
+
+
+def print_rows(rows, first_column, describe):
+    """Print :func:`measure_lengths`' rows as a markdown table, and the growth of peak RSS."""
+    print(f"| {first_column} | wall time (s) | peak RSS (MB) |\n| --- | --- | --- |")
+    for minutes, seconds, peak in rows:
+        print(f"| {describe(minutes)} | {seconds:.1f} | {peak:.0f} |")
+    if len(rows) > 1:
+        print(f"peak RSS growth from {rows[0][0]:g} to {rows[-1][0]:g} min: "
+              f"{rows[-1][2] - rows[0][2]:.0f} MB")
+
+
 def whole_file_agreement(path, model_path, hop, compare_minutes):
     """Max abs difference between streamed and whole-file embeddings of the file's start."""
     import openl3lite
@@ -96,28 +131,21 @@ def main():
                              "vs whole-file comparison, which is about exact mode.")
     args = parser.parse_args()
     workdir = args.workdir or tempfile.mkdtemp(prefix="l3-longfile-")
+    os.makedirs(workdir, exist_ok=True)
     model_path = os.path.join(workdir, "model.h5")
     make_model_file(model_path, args.width, args.input_repr)
-    rows = []
-    for minutes in args.minutes:
-        path = os.path.join(workdir, f"test_{minutes:g}min.wav")
-        if not os.path.exists(path):
-            write_test_file(path, minutes)
-        seconds, peak = peak_rss_of_cli(["audio", path, "--model", model_path, "-o", workdir,
-                                         "-t", str(args.hop), "-q", "-ow"]
-                                        + (["--fast"] if args.fast else []))
-        rows.append((minutes, seconds, peak))
+    def path_of(minutes):
+        return os.path.join(workdir, f"test_{minutes:g}min.wav")
+
+    rows = measure_lengths(args.minutes, path_of, write_test_file,
+        ["audio", "--model", model_path, "-o", workdir, "-t", str(args.hop), "-q", "-ow"]
+        + (["--fast"] if args.fast else []))
     print(f"\nl3embed audio{' --fast' if args.fast else ''}, {args.input_repr}, width "
           f"{args.width}, hop {args.hop} s, batch 32")
-    print("| file | wall time (s) | peak RSS (MB) |\n| --- | --- | --- |")
-    for minutes, seconds, peak in rows:
-        print(f"| {minutes:g} min | {seconds:.1f} | {peak:.0f} |")
-    if len(rows) > 1:
-        print(f"peak RSS growth from {rows[0][0]:g} to {rows[-1][0]:g} min: "
-              f"{rows[-1][2] - rows[0][2]:.0f} MB")
+    print_rows(rows, "file", lambda minutes: f"{minutes:g} min")
     if args.fast:
         return
-    diff, scale = whole_file_agreement(path, model_path, args.hop, args.compare_minutes)
+    diff, scale = whole_file_agreement(path_of(args.minutes[-1]), model_path, args.hop, args.compare_minutes)
     print(f"block-wise vs whole-file, first {args.compare_minutes:g} min: max abs difference "
           f"{diff:.2e} (embedding scale {scale:.1f}, relative {diff / scale:.1e})")
 

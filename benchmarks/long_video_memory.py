@@ -15,7 +15,7 @@ import os
 import subprocess
 import tempfile
 
-from long_file_memory import make_model_file, peak_rss_of_cli
+from long_file_memory import make_model_file, measure_lengths, print_rows
 
 
 def write_test_video(path, minutes, fps):
@@ -39,25 +39,16 @@ def main():
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
     workdir = args.workdir or tempfile.mkdtemp(prefix="l3-longvideo-")
+    os.makedirs(workdir, exist_ok=True)
     model_path = os.path.join(workdir, "model.h5")
     make_model_file(model_path, args.width, "mel128")
-    rows = []
-    for minutes in args.minutes:
-        path = os.path.join(workdir, f"test_{minutes:g}min_{args.fps:g}fps.mp4")
-        if not os.path.exists(path):
-            write_test_video(path, minutes, args.fps)
-        seconds, peak = peak_rss_of_cli(["video", path, "--model", model_path, "-o", workdir,
-                                         "-t", str(args.hop), "-q", "-ow"])
-        rows.append((minutes, seconds, peak))
+    rows = measure_lengths(
+        args.minutes, lambda minutes: os.path.join(workdir, f"test_{minutes:g}min_{args.fps:g}fps.mp4"),
+        lambda path, minutes: write_test_video(path, minutes, args.fps),
+        ["video", "--model", model_path, "-o", workdir, "-t", str(args.hop), "-q", "-ow"])
     print(f"\nl3embed video, width {args.width}, {args.fps:g} fps (320x240), audio hop "
           f"{args.hop} s, batch 32")
-    print("| video | frames | wall time (s) | peak RSS (MB) |\n| --- | --- | --- | --- |")
-    for minutes, seconds, peak in rows:
-        print(f"| {minutes:g} min | {int(minutes * 60 * args.fps)} | {seconds:.1f} | {peak:.0f} |")
-    if len(rows) > 1:
-        print(f"peak RSS growth from {rows[0][0]:g} to {rows[-1][0]:g} min: "
-              f"{rows[-1][2] - rows[0][2]:.0f} MB")
-
+    print_rows(rows, "video", lambda minutes: f"{minutes:g} min, {int(minutes * 60 * args.fps)} frames")
 
 if __name__ == "__main__":
     main()
