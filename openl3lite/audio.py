@@ -116,9 +116,6 @@ def open_audio_file(path):
         failure = _ffmpeg_decode(path, decoded)
         if failure == "no audio stream":
             raise OpenL3liteError(f"{path}: not a readable audio file (it has no audio stream)")
-        if failure in CUT_SHORT_REPORTS:
-            raise OpenL3liteError(f"{path}: the file is cut short (truncated download or "
-                                  f"copy?): ffmpeg reports \"{failure}\"")
         if failure is not None:
             raise OpenL3liteError(f"{path}: not a readable audio file ({reason.rstrip('.')}; "
                                   f"ffmpeg: {failure})")
@@ -136,6 +133,21 @@ def _audio_info(info):
 CUT_SHORT_REPORTS = ("partial file", "File ended prematurely")
 
 
+def refuse_cut_short(path, ffmpeg_stderr):
+    """Raise if what ffmpeg wrote while reading ``path`` says the file is cut short
+    (:data:`CUT_SHORT_REPORTS`).
+
+    Raises
+    ------
+    OpenL3liteError
+        Naming the file and ffmpeg's report.
+    """
+    report = next((text for text in CUT_SHORT_REPORTS if text in ffmpeg_stderr), None)
+    if report:
+        raise OpenL3liteError(f"{path}: the file is cut short (truncated download or copy?): "
+                              f"ffmpeg reports \"{report}\"")
+
+
 def _ffmpeg_decode(path, out_wav):
     """Decode the first audio stream of ``path`` to ``out_wav`` (32-bit float WAV at the
     stream's own rate and channels).
@@ -143,8 +155,12 @@ def _ffmpeg_decode(path, out_wav):
     Returns
     -------
     str or None
-        None on success; else ``"no audio stream"``, one of :data:`CUT_SHORT_REPORTS`, or
-        ffmpeg's first error line.
+        None on success; else ``"no audio stream"`` or ffmpeg's first error line.
+
+    Raises
+    ------
+    OpenL3liteError
+        If the file is cut short (:func:`refuse_cut_short`).
     """
     from moviepy.config import FFMPEG_BINARY
 
@@ -157,9 +173,7 @@ def _ffmpeg_decode(path, out_wav):
         return f"could not run ffmpeg ({exc})"
     if "matches no streams" in done.stderr:
         return "no audio stream"
-    cut_short = next((text for text in CUT_SHORT_REPORTS if text in done.stderr), None)
-    if cut_short:
-        return cut_short
+    refuse_cut_short(path, done.stderr)
     if done.returncode != 0 or os.path.getsize(out_wav) == 0:
         lines = [re.sub(r"^\[[^]]*\]\s*", "", line).strip() for line in done.stderr.splitlines()]
         return next((line for line in lines if line), f"exit status {done.returncode}")

@@ -520,14 +520,6 @@ class VideoLocalization:
         return np.array([peak_position(m, shape) for m in self.maps.image_logit], np.float64)
 
 
-def native_fps(path):
-    """A video's own frame rate (frames per second)."""
-    from .video import open_video
-
-    with open_video(path) as clip:
-        return float(clip.fps)
-
-
 def read_video_inputs(path, fps=1.0, frame_indices=None):
     """Decode frames of a video and the 1-second audio window centred on each.
 
@@ -549,12 +541,12 @@ def read_video_inputs(path, fps=1.0, frame_indices=None):
         Unreadable video, no audio track, no frames, or an index beyond the video.
     """
     from .audio import downmix
-    from .video import read_video_audio, read_video_frames
+    from .video import read_video_audio, read_video_frames, video_fps
 
     path = os.fspath(path)
     if fps is not None and not fps > 0:
         raise OpenL3liteError(f"invalid fps {fps}: must be positive")
-    own_fps = native_fps(path)
+    own_fps = video_fps(path)
     frames, rate = read_video_frames(path, fps=fps or own_fps)
     mono = downmix(read_video_audio(path, SAMPLE_RATE, check_cut_short=False))  # frames checked
     times = np.arange(len(frames)) / rate

@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from .audio import CUT_SHORT_REPORTS
+from .audio import refuse_cut_short
 from .errors import OpenL3liteError, warn
 
 
@@ -99,7 +99,8 @@ def check_not_cut_short(path):
     """Refuse a video file that ends before its own structure says it does.
 
     Every packet is read without decoding (``ffmpeg -c copy -f null``: tens of milliseconds for
-    minutes of video) and ffmpeg's demuxer report is checked for :data:`CUT_SHORT_REPORTS`.
+    minutes of video) and ffmpeg's demuxer report is checked
+    (:func:`openl3lite.audio.refuse_cut_short`).
     moviepy would decode such a file as if whole, padding its audio with silence and repeating
     its last frame.
 
@@ -121,10 +122,7 @@ def check_not_cut_short(path):
                               capture_output=True, text=True, errors="replace", timeout=3600)
     except (OSError, subprocess.SubprocessError) as exc:
         raise OpenL3liteError(f"{path}: could not check the file ({exc})") from None
-    report = next((text for text in CUT_SHORT_REPORTS if text in done.stderr), None)
-    if report:
-        raise OpenL3liteError(f"{path}: the file is cut short (truncated download or copy?): "
-                              f"ffmpeg reports \"{report}\"")
+    refuse_cut_short(path, done.stderr)
 
 
 #: Samples per block when streaming a video's sound (moviepy's own chunk size).
@@ -312,8 +310,7 @@ def read_video_frames(path, size=None, short_side=None, fps=None, check_cut_shor
     fps : float
         Frame rate the frames were sampled at.
     """
-    with open_video(path) as probe:
-        rate = fps or probe.fps
+    rate = fps or video_fps(path)
     frames = [frame for _, frame in iter_video_frames(path, size, short_side, rate,
                                                              check_cut_short)]
     if not frames:

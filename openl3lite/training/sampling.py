@@ -66,6 +66,17 @@ class PairInfo:
     speed: float = 1.0
 
 
+def check_speed_jitter(speed_jitter):
+    """Refuse a speed jitter outside [0, 0.5) (the clip's speed range ``1 -/+ speed_jitter``).
+
+    Raises
+    ------
+    OpenL3liteError
+    """
+    if not 0 <= speed_jitter < 0.5:
+        raise OpenL3liteError(f"invalid speed_jitter {speed_jitter}: must be in [0, 0.5)")
+
+
 def split_videos(manifest, val_fraction=0.1, seed=0):
     """Split a dataset's videos into training and validation sets, by video.
 
@@ -118,8 +129,7 @@ class PairSampler:
         if negatives not in NEGATIVE_MODES:
             raise OpenL3liteError(f"invalid negatives {negatives!r}: must be one of "
                                   f"{', '.join(NEGATIVE_MODES)}")
-        if not 0 <= speed_jitter < 0.5:
-            raise OpenL3liteError(f"invalid speed_jitter {speed_jitter}: must be in [0, 0.5)")
+        check_speed_jitter(speed_jitter)
         self.dataset_dir = dataset_dir
         manifest = load_manifest(dataset_dir)
         self.records = manifest["videos"]

@@ -756,8 +756,7 @@ def check_config(config):
     if config.head_init not in HEAD_INITS:
         raise OpenL3liteError(f"invalid head_init {config.head_init!r}: must be one of "
                               f"{', '.join(HEAD_INITS)}")
-    if not 0 <= config.speed_jitter < 0.5:
-        raise OpenL3liteError(f"invalid speed_jitter {config.speed_jitter}: must be in [0, 0.5)")
+    sampling.check_speed_jitter(config.speed_jitter)
     if not config.learning_rate > 0 or config.weight_decay < 0:
         raise OpenL3liteError(f"invalid learning_rate {config.learning_rate} / weight_decay "
                               f"{config.weight_decay}: need learning_rate > 0, weight_decay >= 0")
