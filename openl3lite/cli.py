@@ -17,7 +17,7 @@ import click
 
 import openl3lite
 
-if not openl3lite._TF_LOG_LEVEL_FROM_USER:
+if openl3lite._TF_LOG_LEVEL_FROM_USER is None:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # no TensorFlow C++ log lines on the terminal
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc", ".au",
@@ -264,15 +264,32 @@ def _load_image_model(model_path, embedding_size):
     return models.load_image_embedding_model_from_path(model_path, embedding_size)
 
 
+def wants_tensorflow_messages(user_level):
+    """Whether the user's ``TF_CPP_MIN_LOG_LEVEL`` asks to see TensorFlow's start-up messages.
+
+    Parameters
+    ----------
+    user_level : str or None
+        The variable as the user set it (None if unset).
+
+    Returns
+    -------
+    bool
+        True for levels 0 and 1 (show information or warnings); False when unset and for 2 and
+        3, the levels people set to quieten TensorFlow, and for values TensorFlow does not know.
+    """
+    return user_level is not None and user_level.strip() in ("0", "1")
+
+
 def import_backend_quietly():
     """Import Keras, and with it its backend, with the process's standard error closed.
 
     TensorFlow writes start-up lines from C++ (CUDA probing, oneDNN notes) before its logging is
     set up, so ``TF_CPP_MIN_LOG_LEVEL`` cannot silence them. A Python exception raised by the
-    import still propagates. Nothing is silenced when the user has set
-    ``TF_CPP_MIN_LOG_LEVEL`` themselves (to see TensorFlow's messages, set it to 0).
+    import still propagates. Nothing is silenced when the user has asked for TensorFlow's
+    messages (:func:`wants_tensorflow_messages`).
     """
-    if "keras" in sys.modules or openl3lite._TF_LOG_LEVEL_FROM_USER:
+    if "keras" in sys.modules or wants_tensorflow_messages(openl3lite._TF_LOG_LEVEL_FROM_USER):
         return
     sys.stderr.flush()
     saved_stderr = os.dup(2)

@@ -59,11 +59,15 @@ def test_tampered_release_fails_its_checksum(tmp_path, monkeypatch):
         weights.released_model_path()
 
 
-def test_cli_uses_the_default_model(tmp_path):
+@pytest.mark.parametrize("user_level", [None, "3"])
+def test_cli_uses_the_default_model(tmp_path, user_level):
     """... and a quiet run prints only its warnings about inputs on standard error: no
-    TensorFlow start-up lines (written from C++ before TF_CPP_MIN_LOG_LEVEL applies)."""
+    TensorFlow start-up lines (written from C++ before TF_CPP_MIN_LOG_LEVEL applies), whether
+    the user left TF_CPP_MIN_LOG_LEVEL unset or set it to 3 to quieten TensorFlow."""
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    if user_level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = user_level
     proc = subprocess.run([sys.executable, str(REPO / "cli.py"), "audio", str(EXAMPLES), "-o",
                            str(out), "-as", "512", "-q"], capture_output=True, text=True,
                           timeout=600, env=env)
@@ -75,3 +79,11 @@ def test_cli_uses_the_default_model(tmp_path):
     with np.load(out / "0_theo_25.npz") as data:
         assert data["embedding"].shape[1] == 512
         assert len(data["timestamps"]) == len(data["embedding"])
+
+
+@pytest.mark.parametrize("user_level, shown", [(None, False), ("3", False), ("2", False),
+                                                (" 1", True), ("0", True), ("yes", False)])
+def test_tensorflow_messages_are_shown_only_when_asked_for(user_level, shown):
+    from openl3lite.cli import wants_tensorflow_messages
+
+    assert wants_tensorflow_messages(user_level) is shown
