@@ -4,7 +4,9 @@ Producing batches (decoding, resampling, framing, spectrograms, image scaling) r
 background thread while the network runs, so preprocessing overlaps with inference.
 """
 
+import contextlib
 import itertools
+import logging
 import queue
 import threading
 
@@ -147,6 +149,34 @@ def batched(array, batch_size):
         yield array[start : start + batch_size]
 
 
+class _DropRetracingWarning(logging.Filter):
+    """Drops TensorFlow's "calls ... triggered tf.function retracing" log record."""
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+_DROP_RETRACING_WARNING = _DropRetracingWarning()
+
+
+@contextlib.contextmanager
+def no_retracing_warning():
+    """Silence TensorFlow's retracing warning within the block.
+
+    TensorFlow counts traces of every Keras model's predict function together, so a process that
+    loads several models (each traced once or twice: a full batch and the shorter last one)
+    is told it is "creating @tf.function repeatedly in a loop". Keras traces with
+    ``reduce_retracing``, so each model's traces stay bounded and the warning is a false alarm
+    here; it is dropped only while our predict call runs.
+    """
+    logger = logging.getLogger("tensorflow")
+    logger.addFilter(_DROP_RETRACING_WARNING)
+    try:
+        yield
+    finally:
+        logger.removeFilter(_DROP_RETRACING_WARNING)
+
+
 def keras_predict(keras_model):
     """A fast predict function for a Keras model (compiled once, no per-call overhead).
 
@@ -156,6 +186,7 @@ def keras_predict(keras_model):
         (b, ...) float32 -> (b, D) numpy array.
     """
     def predict(batch):
-        return keras_model.predict_on_batch(np.asarray(batch, dtype=np.float32))
+        with no_retracing_warning():
+            return keras_model.predict_on_batch(np.asarray(batch, dtype=np.float32))
 
     return predict

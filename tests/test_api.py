@@ -282,3 +282,38 @@ def test_default_model_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(weights, "load_registry", lambda: {"default": None, "models": {}})
     with pytest.raises(openl3lite.OpenL3liteError, match="no released openl3lite weights"):
         openl3lite.get_audio_embedding(_tone(1, 16000), 16000, verbose=False)
+
+
+def test_several_models_do_not_trigger_tensorflow_retracing_warnings():
+    """TensorFlow counts every Keras model's predict traces together and warns of "retracing"
+    once a process has traced about five; embedding with several models (each traced for a full
+    and a shorter last batch) must not print that false alarm. Other TensorFlow log records
+    still pass, and the filter is gone after each call."""
+    import logging
+
+    pytest.importorskip("tensorflow")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the retracing warning is TensorFlow's")
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("tensorflow")
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        images = np.random.default_rng(0).uniform(0, 1, (3, 224, 224, 3))
+        for seed in range(4):
+            model = openl3lite.random_image_model(512, width=0.0625, seed=seed)
+            for n in (3, 1):
+                openl3lite.get_image_embedding(images[:n], model=model, batch_size=2,
+                                               verbose=False)
+        logger.warning("a record of its own")
+    finally:
+        logger.removeHandler(handler)
+    assert records == ["a record of its own"]
+    assert not logger.filters
