@@ -12,10 +12,11 @@ not start TensorFlow until a model is needed.
 import importlib
 import os as _os
 
-#: TensorFlow's C++ log level (``TF_CPP_MIN_LOG_LEVEL``) as the user set it (None if unset); the
-#: CLI shows what TensorFlow writes at start-up only when it is 0 or 1.
-_TF_LOG_LEVEL_FROM_USER = _os.environ.get("TF_CPP_MIN_LOG_LEVEL")
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+#: TensorFlow's C++ log level (``TF_CPP_MIN_LOG_LEVEL``) as the user set it (None if unset or
+#: empty); the CLI shows what TensorFlow writes at start-up only when it is 0 or 1.
+_TF_LOG_LEVEL_FROM_USER = _os.environ.get("TF_CPP_MIN_LOG_LEVEL", "").strip() or None
+if _TF_LOG_LEVEL_FROM_USER is None:
+    _os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 
 __version__ = "0.1.0"
 

@@ -59,11 +59,11 @@ def test_tampered_release_fails_its_checksum(tmp_path, monkeypatch):
         weights.released_model_path()
 
 
-@pytest.mark.parametrize("user_level", [None, "3"])
+@pytest.mark.parametrize("user_level", [None, "", "3"])
 def test_cli_uses_the_default_model(tmp_path, user_level):
     """... and a quiet run prints only its warnings about inputs on standard error: no
     TensorFlow start-up lines (written from C++ before TF_CPP_MIN_LOG_LEVEL applies), whether
-    the user left TF_CPP_MIN_LOG_LEVEL unset or set it to 3 to quieten TensorFlow."""
+    the user left TF_CPP_MIN_LOG_LEVEL unset (or empty) or set it to 3 to quieten TensorFlow."""
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     if user_level is not None:
