@@ -17,7 +17,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .errors import OpenL3liteError
+from .errors import OpenL3liteError, check_input_file, short_reason
 
 #: Sample rate of the network's input, in Hz.
 TARGET_SR = 48000
@@ -100,13 +100,11 @@ def open_audio_file(path):
     """
     import soundfile as sf
 
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise OpenL3liteError(f"{path}: file not found")
+    path = check_input_file(path)
     try:
         info = sf.info(path)
     except Exception as exc:  # libsndfile raises RuntimeError / LibsndfileError
-        reason = _short(exc)
+        reason = short_reason(exc)
     else:
         yield OpenedAudioFile(path, path, _audio_info(info))
         return
@@ -229,7 +227,7 @@ def read_audio(path):
         try:
             samples, sr = sf.read(opened.readable, dtype="float64")
         except Exception as exc:
-            raise OpenL3liteError(f"{opened.path}: could not decode audio ({_short(exc)})") from None
+            raise OpenL3liteError(f"{opened.path}: could not decode audio ({short_reason(exc)})") from None
     return samples, sr
 
 
@@ -255,7 +253,7 @@ def iter_file_blocks(opened, block_frames=DEFAULT_BLOCK_FRAMES):
                                always_2d=True):
             yield downmix(block)
     except Exception as exc:
-        raise OpenL3liteError(f"{opened.path}: could not decode audio ({_short(exc)})") from None
+        raise OpenL3liteError(f"{opened.path}: could not decode audio ({short_reason(exc)})") from None
 
 
 def downmix(samples):
@@ -484,7 +482,3 @@ def _iter_resampled_sinc(blocks, sr_in, sr_out, n_frames, n_out_total):
         if is_last:
             break
 
-
-def _short(exc):
-    text = str(exc).strip().splitlines()
-    return text[-1] if text else type(exc).__name__

@@ -1,5 +1,6 @@
 """The one exception type openl3lite raises for bad arguments and bad input, and its warnings."""
 
+import os
 import warnings
 
 
@@ -27,3 +28,47 @@ def warn(message):
         The warning text.
     """
     warnings.warn(message, OpenL3liteWarning, stacklevel=3)
+
+
+def check_input_file(path):
+    """Refuse an input path that cannot hold data: missing, a folder, or an empty file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    str
+        ``os.fspath(path)``.
+
+    Raises
+    ------
+    OpenL3liteError
+        ``file not found``, ``is a folder, not a file`` or ``empty file (0 bytes)``.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise OpenL3liteError(f"{path}: file not found")
+    if os.path.isdir(path):
+        raise OpenL3liteError(f"{path}: is a folder, not a file")
+    if os.path.getsize(path) == 0:
+        raise OpenL3liteError(f"{path}: empty file (0 bytes)")
+    return path
+
+
+def short_reason(exc, limit=200):
+    """A dependency's exception as a short reason: the last line of its message (at most
+    ``limit`` characters), or its type's name when it has no message.
+
+    Parameters
+    ----------
+    exc : BaseException
+    limit : int
+
+    Returns
+    -------
+    str
+    """
+    lines = str(exc).strip().splitlines()
+    return lines[-1][:limit] if lines else type(exc).__name__

@@ -15,7 +15,7 @@ Two scalings, chosen by the model's metadata (:data:`openl3lite.weights.IMAGE_SC
 
 import numpy as np
 
-from .errors import OpenL3liteError, warn
+from .errors import OpenL3liteError, check_input_file, short_reason, warn
 
 IMAGE_SIZE = 224
 RESIZE_SHORT_SIDE = 256
@@ -227,14 +227,10 @@ def read_image(path):
     OpenL3liteError
         If the file is missing or not a readable image.
     """
-    import os
-
     import skimage.io
 
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise OpenL3liteError(f"{path}: file not found")
+    path = check_input_file(path)
     try:
         return np.asarray(skimage.io.imread(path))
     except Exception as exc:
-        raise OpenL3liteError(f"{path}: not a readable image ({type(exc).__name__})") from None
+        raise OpenL3liteError(f"{path}: not a readable image ({short_reason(exc)})") from None

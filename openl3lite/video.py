@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from .audio import refuse_cut_short
-from .errors import OpenL3liteError, warn
+from .errors import OpenL3liteError, check_input_file, short_reason, warn
 
 
 @contextlib.contextmanager
@@ -36,9 +36,7 @@ def open_video(path, **kwargs):
     """
     from moviepy import VideoFileClip
 
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise OpenL3liteError(f"{path}: file not found")
+    path = check_input_file(path)
     failure = None
     with warnings.catch_warnings(record=True) as caught:  # moviepy warns before failing
         warnings.simplefilter("always")
@@ -78,7 +76,7 @@ def _why_unreadable(path, exc):
     if not infos.get("video_found"):
         kind = "an audio file" if infos.get("audio_found") else "no audio either"
         return f"{path}: has no video track ({kind})"
-    return f"{path}: not a readable video ({_short(exc)})"
+    return f"{path}: not a readable video ({short_reason(exc)})"
 
 
 def _show(caught):
@@ -115,7 +113,7 @@ def check_not_cut_short(path):
     """
     from moviepy.config import FFMPEG_BINARY
 
-    path = os.fspath(path)
+    path = check_input_file(path)
     try:
         done = subprocess.run([FFMPEG_BINARY, "-nostdin", "-v", "error", "-i", path,
                                "-map", "0", "-c", "copy", "-f", "null", "-"],
@@ -184,7 +182,7 @@ def _decode_audio(path, read):
         return read()
     except Exception as exc:
         raise OpenL3liteError(f"{path}: could not decode the audio track "
-                              f"({_short(exc)})") from None
+                              f"({short_reason(exc)})") from None
 
 
 def _as_2d(samples):
@@ -269,7 +267,7 @@ def iter_video_frames(path, size=None, short_side=None, fps=None, check_cut_shor
                 raise
             except Exception as exc:
                 raise OpenL3liteError(f"{os.fspath(path)}: could not decode frames "
-                                      f"({_short(exc)})") from None
+                                      f"({short_reason(exc)})") from None
             yield index / rate, np.asarray(frame)[..., :3]
             index += 1
 
@@ -328,8 +326,3 @@ def video_duration(path):
     """Duration of a video in seconds."""
     with open_video(path) as clip:
         return float(clip.duration)
-
-
-def _short(exc):
-    text = str(exc).strip().splitlines()
-    return text[-1][:200] if text else type(exc).__name__

@@ -317,3 +317,30 @@ def test_several_models_do_not_trigger_tensorflow_retracing_warnings():
         logger.removeHandler(handler)
     assert records == ["a record of its own"]
     assert not logger.filters
+
+
+@pytest.mark.parametrize("kind", ["audio", "image", "video"])
+@pytest.mark.parametrize("problem, message", [
+    ("empty", "empty file \\(0 bytes\\)"), ("folder", "is a folder, not a file"),
+    ("missing", "file not found")])
+def test_paths_that_cannot_hold_data_are_named_plainly(tmp_path, kind, problem, message,
+                                                        tiny_audio_model, tiny_image_model):
+    """An empty file, a folder or a missing path gets its own message naming the path (before,
+    an empty file was reported with the decoder's "format not recognised" or "OSError")."""
+    path = tmp_path / f"input.{ {'audio': 'wav', 'image': 'png', 'video': 'mp4'}[kind] }"
+    if problem == "empty":
+        path.write_bytes(b"")
+    elif problem == "folder":
+        path.mkdir()
+    process = {
+        "audio": lambda: openl3lite.process_audio_file(path, model=tiny_audio_model,
+                                                       output_dir=tmp_path / "out"),
+        "image": lambda: openl3lite.process_image_file(path, model=tiny_image_model,
+                                                       output_dir=tmp_path / "out"),
+        "video": lambda: openl3lite.process_video_file(path, audio_model=tiny_audio_model,
+                                                       image_model=tiny_image_model,
+                                                       output_dir=tmp_path / "out"),
+    }[kind]
+    with pytest.raises(openl3lite.OpenL3liteError, match=f"input.*: {message}$"):
+        process()
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
