@@ -49,10 +49,12 @@ def make_model_file(path, width, input_repr):
 
 
 def peak_rss_of_cli(args):
-    """Run the CLI in a child process; return (seconds, peak RSS in MB)."""
-    code = ("import resource, sys; from openl3lite.cli import main\n"
+    """Run the CLI in a child process; return (seconds, peak RSS in MB). A failed run (the
+    CLI's exit status is not 0) raises RuntimeError with its standard error."""
+    code = ("import resource, sys; from openl3lite.cli import main\ncode = 0\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
-            "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+            "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+            "sys.exit(code)\n")
     start = time.time()
     done = subprocess.run([sys.executable, "-c", code] + args, capture_output=True, text=True,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
@@ -137,15 +139,16 @@ def main():
     def path_of(minutes):
         return os.path.join(workdir, f"test_{minutes:g}min.wav")
 
-    rows = measure_lengths(args.minutes, path_of, write_test_file,
-        ["audio", "--model", model_path, "-o", workdir, "-t", str(args.hop), "-q", "-ow"]
-        + (["--fast"] if args.fast else []))
+    cli_args = (["audio", "--model", model_path, "-o", workdir, "-t", str(args.hop), "-q", "-ow"]
+                + (["--fast"] if args.fast else []))
+    rows = measure_lengths(args.minutes, path_of, write_test_file, cli_args)
     print(f"\nl3embed audio{' --fast' if args.fast else ''}, {args.input_repr}, width "
           f"{args.width}, hop {args.hop} s, batch 32")
     print_rows(rows, "file", lambda minutes: f"{minutes:g} min")
     if args.fast:
         return
-    diff, scale = whole_file_agreement(path_of(args.minutes[-1]), model_path, args.hop, args.compare_minutes)
+    diff, scale = whole_file_agreement(path_of(args.minutes[-1]), model_path, args.hop,
+                                       args.compare_minutes)
     print(f"block-wise vs whole-file, first {args.compare_minutes:g} min: max abs difference "
           f"{diff:.2e} (embedding scale {scale:.1f}, relative {diff / scale:.1e})")
 

@@ -42,13 +42,17 @@ def main():
     os.makedirs(workdir, exist_ok=True)
     model_path = os.path.join(workdir, "model.h5")
     make_model_file(model_path, args.width, "mel128")
+    def path_of(minutes):
+        return os.path.join(workdir, f"test_{minutes:g}min_{args.fps:g}fps.mp4")
+
     rows = measure_lengths(
-        args.minutes, lambda minutes: os.path.join(workdir, f"test_{minutes:g}min_{args.fps:g}fps.mp4"),
-        lambda path, minutes: write_test_video(path, minutes, args.fps),
+        args.minutes, path_of, lambda path, minutes: write_test_video(path, minutes, args.fps),
         ["video", "--model", model_path, "-o", workdir, "-t", str(args.hop), "-q", "-ow"])
     print(f"\nl3embed video, width {args.width}, {args.fps:g} fps (320x240), audio hop "
           f"{args.hop} s, batch 32")
-    print_rows(rows, "video", lambda minutes: f"{minutes:g} min, {int(minutes * 60 * args.fps)} frames")
+    print_rows(rows, "video",
+               lambda minutes: f"{minutes:g} min, {int(minutes * 60 * args.fps)} frames")
+
 
 if __name__ == "__main__":
     main()

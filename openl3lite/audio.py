@@ -227,7 +227,8 @@ def read_audio(path):
         try:
             samples, sr = sf.read(opened.readable, dtype="float64")
         except Exception as exc:
-            raise OpenL3liteError(f"{opened.path}: could not decode audio ({short_reason(exc)})") from None
+            raise OpenL3liteError(f"{opened.path}: could not decode audio "
+                                  f"({short_reason(exc)})") from None
     return samples, sr
 
 
@@ -253,7 +254,8 @@ def iter_file_blocks(opened, block_frames=DEFAULT_BLOCK_FRAMES):
                                always_2d=True):
             yield downmix(block)
     except Exception as exc:
-        raise OpenL3liteError(f"{opened.path}: could not decode audio ({short_reason(exc)})") from None
+        raise OpenL3liteError(f"{opened.path}: could not decode audio "
+                              f"({short_reason(exc)})") from None
 
 
 def downmix(samples):

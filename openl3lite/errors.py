@@ -1,4 +1,5 @@
-"""The one exception type openl3lite raises for bad arguments and bad input, and its warnings."""
+"""The one exception type openl3lite raises for bad arguments and bad input, its warnings, and
+the checks and wording shared by every reader of input files."""
 
 import os
 import warnings
