@@ -492,6 +492,22 @@ def prepare(videos, output_dir, fps, workers, quiet):
     sys.exit(1 if failed else 0)
 
 
+def _architecture_of(ctx, model_path, input_repr, width):
+    """``--input-repr`` and ``--width`` for a run started from ``model_path``: the file's,
+    unless given on the command line."""
+    from click.core import ParameterSource
+
+    from .training.train import initial_model_metadata
+
+    metadata = initial_model_metadata(model_path)
+
+    def given(name):
+        return ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+
+    return (input_repr if given("input_repr") else metadata.input_repr,
+            width if given("width") else metadata.width)
+
+
 @main.command()
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--output-dir", "-o", "run_dir", required=True, type=click.Path(file_okay=False),
@@ -533,15 +549,21 @@ def prepare(videos, output_dir, fps, workers, quiet):
               help="Play each training clip at a random speed in [1 - J, 1 + J] (tempo and "
                    "pitch together, as speed perturbation does for speech); 0 is the paper's "
                    "augmentation.")
+@click.option("--init-from", "init_from", type=click.Path(dir_okay=False), default=None,
+              metavar="MODEL",
+              help="Start from the weights of this model file (`l3embed export`'s or a released "
+                   "model's) instead of random ones: fine-tuning. --width and --input-repr "
+                   "default to the file's; --head-init is ignored.")
 @click.option("--workers", "-w", type=int, default=2, show_default=True,
               help="Threads producing batches ahead of the model.")
 @click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its latest "
                                               "checkpoint.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
 @_needs_backend
-def train(dataset_dir, run_dir, input_repr, width, batch_size, negatives, head_init, steps,
+def train(ctx, dataset_dir, run_dir, input_repr, width, batch_size, negatives, head_init, steps,
           learning_rate, weight_decay, val_fraction, heldout_dir, seed, checkpoint_every,
-          eval_every, bn_batches, speed_jitter, workers, resume, quiet):
+          eval_every, bn_batches, speed_jitter, init_from, workers, resume, quiet):
     """Train L3-Net on audio-visual correspondence from a prepared DATASET_DIR.
 
     Ctrl-C writes a checkpoint and stops; --resume continues exactly where a run stopped (also
@@ -551,6 +573,8 @@ def train(dataset_dir, run_dir, input_repr, width, batch_size, negatives, head_i
     from .training.train import train as run_training
 
     try:
+        if init_from:
+            input_repr, width = _architecture_of(ctx, init_from, input_repr, width)
         result = run_training(dataset_dir, run_dir, input_repr=input_repr, width=width,
                               batch_size=batch_size, steps=steps, val_fraction=val_fraction,
                               seed=seed, learning_rate=learning_rate,
@@ -558,7 +582,8 @@ def train(dataset_dir, run_dir, input_repr, width, batch_size, negatives, head_i
                               eval_every=eval_every, resume=resume, workers=workers,
                               progress=not quiet, heldout_dir=heldout_dir,
                               negatives=negatives, head_init=head_init,
-                              bn_batches=bn_batches, speed_jitter=speed_jitter)
+                              bn_batches=bn_batches, speed_jitter=speed_jitter,
+                              init_from=init_from)
     except OpenL3liteError as exc:
         _fail_setup(exc)
     state = "interrupted (checkpoint written) at" if result.interrupted else "finished at"

@@ -19,7 +19,7 @@ import pytest
 import openl3lite
 from openl3lite.errors import OpenL3liteError
 
-from conftest import write_test_video
+from conftest import FIXTURES, require, write_test_video
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(width=0.0625, batch_size=4, val_fraction=0.25, val_batches=1, workers=2,
@@ -440,3 +440,74 @@ def test_matching_head_init_scores_equal_vectors_as_corresponding(dataset):
     np.testing.assert_allclose(hidden[:channels], -hidden[channels:])  # audio minus image
     with pytest.raises(OpenL3liteError, match="head_init"):
         check_config(TrainConfig(dataset_dir=dataset, head_init="ones"))
+
+
+def _kernels(model_file):
+    """Conv and dense kernels of every part of an exported model file, by part/layer."""
+    from openl3lite.weights import read_model_file
+
+    _, parts = read_model_file(model_file)
+    return {f"{part}/{layer}": arrays[0] for part, layers in parts.items()
+            for layer, arrays in layers.items() if arrays[0].ndim >= 2}
+
+
+def test_a_run_can_start_from_an_exported_model(dataset, tmp_path):
+    """--init-from: a new run trains on from a model file's weights, and says so."""
+    from click.testing import CliRunner
+
+    from openl3lite.cli import main
+    from openl3lite.training.export import export_model
+    from openl3lite.training.train import train
+    from openl3lite.weights import sha256_of
+
+    settings = dict(TINY, steps=2, eval_every=2, checkpoint_every=2)
+    train(dataset, tmp_path / "base", **settings)
+    base = tmp_path / "base.h5"
+    export_model(tmp_path / "base", base, "tiny-base")
+
+    train(dataset, tmp_path / "tuned", seed=1, init_from=base, **settings)
+    train(dataset, tmp_path / "fresh", seed=1, **settings)
+    tuned = export_model(tmp_path / "tuned", tmp_path / "tuned.h5", "tiny-tuned")
+    export_model(tmp_path / "fresh", tmp_path / "fresh.h5", "tiny-fresh")
+    assert tuned.extra["init_from"] == {"path": str(base), "sha256": sha256_of(base),
+                                        "name": "tiny-base", "training_steps": 2}
+    assert tuned.extra["training_steps"] == 2  # this run's own steps
+
+    # Two Adam steps at lr 1e-4 move each weight by about 2e-4: the fine-tuned kernels are the
+    # base's, while a run from random weights (seed 1) is somewhere else entirely (but for the
+    # head's output layer, which every new run starts at zero).
+    base_k, tuned_k, fresh_k = (_kernels(tmp_path / f"{n}.h5") for n in ("base", "tuned", "fresh"))
+    assert len(base_k) == 2 * 8 + 2  # 8 convs per trunk, 2 dense layers in the head
+    for key in base_k:
+        moved = np.abs(tuned_k[key] - base_k[key]).max()
+        assert 0 < moved < 2e-3, key
+        if key != "fusion/fusion_fc2":
+            assert np.abs(fresh_k[key] - base_k[key]).max() > 10 * moved, key
+
+    # Resuming continues from the checkpoint: a different --init-from is ignored.
+    train(dataset, tmp_path / "tuned", seed=1, resume=True, init_from=tmp_path / "fresh.h5",
+          **dict(settings, steps=4))
+    resumed = export_model(tmp_path / "tuned", tmp_path / "resumed.h5", "tiny-resumed")
+    assert resumed.extra["init_from"]["sha256"] == sha256_of(base)
+
+    # The CLI takes --width and --input-repr from the file unless they are given.
+    args = ["train", dataset, "--init-from", str(base), "--steps", "1", "--batch-size", "4",
+            "--val-fraction", "0.25", "--eval-every", "1", "-q"]
+    result = CliRunner().invoke(main, args + ["-o", str(tmp_path / "cli")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "cli" / "config.json").read_text())["width"] == 0.0625
+
+    # Refusals name the file and the problem, and leave no run folder behind.
+    refusals = [(dict(init_from=base, width=0.125), "has width=0.0625, the run asks for width"),
+                (dict(init_from=base, input_repr="linear"), "input_repr"),
+                (dict(init_from=tmp_path / "missing.h5"), "missing.h5: file not found"),
+                (dict(init_from=tmp_path), "is a folder, not a file"),
+                (dict(init_from=require(FIXTURES / "openl3_image_random.h5")),
+                 "OpenL3 weight file holds one subnetwork")]
+    for extra, message in refusals:
+        with pytest.raises(OpenL3liteError, match=message):
+            train(dataset, tmp_path / "refused", **dict(settings, **extra))
+        assert not (tmp_path / "refused").exists()
+    result = CliRunner().invoke(main, args + ["-o", str(tmp_path / "refused"), "--width", "0.5"])
+    assert result.exit_code == 2 and "base.h5: has width=0.0625" in result.output
+    assert not (tmp_path / "refused").exists()

@@ -37,6 +37,7 @@ def training_details(state, extra=None):
         ``final_heldout_avc_acc`` (None when not measured), ``learning_rate_schedule`` and
         ``speed_jitter_schedule`` (``[first_step, value]`` pairs; they start after step 1 when
         the run's early checkpoints predate the record, None if none was recorded),
+        ``init_from`` (the model file the run started from, None for random weights),
         ``train_time_s``, ``backend``,
         ``keras_version``, ``exported`` (UTC date), plus ``extra``.
     """
@@ -56,6 +57,7 @@ def training_details(state, extra=None):
         "final_heldout_avc_acc": last.get("heldout_acc"),
         "learning_rate_schedule": _used(state, "learning_rates"),
         "speed_jitter_schedule": _used(state, "speed_jitters"),
+        "init_from": state.get("init_from"),
         "train_time_s": round(float(state.get("elapsed_s", 0.0)), 1),
         "backend": state.get("backend", keras.backend.backend()),
         "keras_version": state.get("keras_version", keras.__version__),

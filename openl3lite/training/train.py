@@ -103,6 +103,7 @@ class TrainConfig:
     head_init: str = "zeros"
     bn_batches: int = 16
     speed_jitter: float = 0.0
+    init_from: str = None
 
 
 @dataclass
@@ -345,6 +346,97 @@ def build_models(config):
         avc_model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                           jit_compile=jit_compile)
     return train_model, avc_model
+
+
+def initial_model_metadata(model_path):
+    """The metadata of a model file a run is to start from.
+
+    Parameters
+    ----------
+    model_path : str
+
+    Returns
+    -------
+    ModelMetadata
+
+    Raises
+    ------
+    OpenL3liteError
+        The file is missing, empty, a folder, unreadable, or an OpenL3 weight file (one
+        subnetwork, no fusion head).
+    """
+    from .. import weights
+    from ..errors import check_input_file
+
+    model_path = check_input_file(model_path)
+    if weights.is_openl3_weight_file(model_path):
+        raise OpenL3liteError(
+            f"{model_path}: an OpenL3 weight file holds one subnetwork and no fusion head; "
+            "training can start from a model file written by `l3embed export`")
+    return weights.read_model_metadata(model_path)
+
+
+def read_initial_weights(model_path, config):
+    """Read and check the model file a new run starts from (fine-tuning).
+
+    Parameters
+    ----------
+    model_path : str
+        A model file written by ``l3embed export`` (or a released model), with the
+        architecture of ``config``.
+    config : TrainConfig
+
+    Returns
+    -------
+    parts : dict of str -> dict of str -> list of np.ndarray
+        Every part of the AVC network (both trunks, their pool4 stages, the fusion head), layer
+        name -> arrays; for :func:`assign_avc_parts`.
+    record : dict
+        What the run starts from, kept in its state and exported metadata (``init_from``):
+        ``path`` (absolute), ``sha256``, ``name`` and ``training_steps`` (of the file's own
+        training; None if it does not say).
+
+    Raises
+    ------
+    OpenL3liteError
+        The file is missing or unreadable, is an OpenL3 weight file (one subnetwork, no
+        fusion head), lacks a part, or has another input representation or width.
+    """
+    from .. import weights
+
+    initial_model_metadata(model_path)
+    metadata, parts = weights.read_model_file(model_path)
+    for key in ARCHITECTURE_KEYS:
+        if getattr(metadata, key) != getattr(config, key):
+            raise OpenL3liteError(
+                f"{model_path}: has {key}={getattr(metadata, key)!r}, the run asks for "
+                f"{key}={getattr(config, key)!r}; train with the file's {key}")
+    missing = [part for part in weights.AVC_PARTS if part not in parts]
+    if missing:
+        raise OpenL3liteError(
+            f"{model_path}: holds no {' and no '.join(missing)} part; training needs every "
+            "part `l3embed export` writes (both subnetworks, their pool4 stages, fusion head)")
+    record = {"path": os.path.abspath(model_path), "sha256": weights.sha256_of(model_path),
+              "name": metadata.name, "training_steps": metadata.extra.get("training_steps")}
+    return parts, record
+
+
+def assign_avc_parts(avc_model, parts, source):
+    """Set an AVC model's weights, BatchNorm statistics included, from a model file's parts.
+
+    Parameters
+    ----------
+    avc_model : keras.Model
+        From :func:`build_models`; changed in place.
+    parts : dict
+        From :func:`read_initial_weights`.
+    source : str
+        The file, for error messages.
+    """
+    from ..weights import AVC_PARTS, assign_named_weights
+
+    for part, layer_name in AVC_PARTS.items():
+        assign_named_weights(avc_model.get_layer(layer_name), parts[part], source, part)
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -867,7 +959,7 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
           val_fraction=0.1, seed=0, learning_rate=1e-4, weight_decay=1e-5,
           checkpoint_every=200, eval_every=100, val_batches=8, resume=False, workers=2,
           progress=True, heldout_dir=None, jit_compile=None, negatives="sampled",
-          head_init="zeros", bn_batches=16, speed_jitter=0.0):
+          head_init="zeros", bn_batches=16, speed_jitter=0.0, init_from=None):
     """Train L3-Net (audio trunk, image trunk and fusion head) on AVC.
 
     Optimiser: ``keras.optimizers.AdamW`` (Adam with decoupled weight decay), loss: sparse
@@ -936,6 +1028,12 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
         Play each training clip at a random speed in ``[1 - speed_jitter, 1 + speed_jitter]``
         (tempo and pitch together; :mod:`openl3lite.training.sampling`), an addition to the
         paper's augmentation; 0 (default) is the paper's. It may change on resume.
+    init_from : str or os.PathLike, optional
+        Start a new run from the weights of this model file (``l3embed export``'s, or a
+        released model's) instead of random ones, with a fresh optimizer: fine-tuning, or
+        continuing a run whose folder is gone. Its input representation and width must be the
+        run's. The file's path, sha256, name and training steps are recorded in the run's state
+        and in exported metadata (``init_from``). Ignored when resuming from a checkpoint.
 
     Returns
     -------
@@ -955,11 +1053,14 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
         eval_every=int(eval_every), val_batches=int(val_batches), workers=int(workers),
         progress=bool(progress), jit_compile=jit_compile, negatives=negatives,
         head_init=head_init, bn_batches=int(bn_batches), speed_jitter=float(speed_jitter),
-        heldout_dir=os.path.abspath(os.fspath(heldout_dir)) if heldout_dir else None)
+        heldout_dir=os.path.abspath(os.fspath(heldout_dir)) if heldout_dir else None,
+        init_from=os.fspath(init_from) if init_from else None)
     check_config(config)
     run_dir = os.fspath(run_dir)
     configure_threads()
     has_checkpoint = check_run_dir(run_dir, config, resume)
+    initial = (read_initial_weights(config.init_from, config)
+               if config.init_from and not has_checkpoint else None)
     train_ids, val_ids = sampling.split_videos(load_manifest(config.dataset_dir),
                                                config.val_fraction, config.seed)
     chief = _process_index() == 0
@@ -977,6 +1078,9 @@ def train(dataset_dir, run_dir, input_repr="mel128", width=0.25, batch_size=64, 
         state, path = read_checkpoint_state(run_dir)
         restore_checkpoint(model, path)
         model.optimizer.learning_rate = config.learning_rate  # may differ on resume
+    elif initial:
+        assign_avc_parts(avc_model, initial[0], config.init_from)
+        state["init_from"] = initial[1]
     for name in RESUMABLE_SETTINGS:
         record_setting(state, name, getattr(config, name))
     if chief:
