@@ -17,7 +17,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .errors import OpenL3liteError, check_input_file, short_reason
+from .errors import OpenL3liteError, check_input_file, short_reason, warn
 
 #: Sample rate of the network's input, in Hz.
 TARGET_SR = 48000
@@ -79,10 +79,12 @@ class OpenedAudioFile:
 def open_audio_file(path):
     """Open an audio file for reading, by libsndfile or else through ffmpeg.
 
-    libsndfile reads WAV, FLAC, OGG/Opus, MP3, AIFF and more in place. A file it does not
-    recognise (AAC/M4A, WMA, the sound track of a video, ...) is decoded once by ffmpeg, at its
-    own sample rate and channel count as 32-bit float, to a temporary WAV (RF64 past 4 GB) that
-    is removed when the context ends.
+    libsndfile reads WAV, FLAC, OGG/Opus, AIFF and more in place. A file it does not recognise
+    (AAC/M4A, WMA, the sound track of a video, ...), and an MP3 (see
+    :data:`LENGTH_ESTIMATED_FORMATS`), is decoded once by ffmpeg, at its own sample rate and
+    channel count as 32-bit float, to a temporary WAV (RF64 past 4 GB) that is removed when the
+    context ends. A WAV file that ends before its header says is read as far as it goes, with a
+    warning (:func:`cut_short_wav_warning`).
 
     Parameters
     ----------
@@ -104,10 +106,15 @@ def open_audio_file(path):
     try:
         info = sf.info(path)
     except Exception as exc:  # libsndfile raises RuntimeError / LibsndfileError
-        reason = short_reason(exc)
+        reason = f"{short_reason(exc).rstrip('.')}; "
     else:
-        yield OpenedAudioFile(path, path, _audio_info(info))
-        return
+        if info.format not in LENGTH_ESTIMATED_FORMATS:
+            note = cut_short_wav_warning(path, info)
+            if note:
+                warn(note)
+            yield OpenedAudioFile(path, path, _audio_info(info))
+            return
+        reason = ""
     handle, decoded = tempfile.mkstemp(prefix="openl3lite-", suffix=".wav")
     os.close(handle)
     try:
@@ -115,11 +122,53 @@ def open_audio_file(path):
         if failure == "no audio stream":
             raise OpenL3liteError(f"{path}: not a readable audio file (it has no audio stream)")
         if failure is not None:
-            raise OpenL3liteError(f"{path}: not a readable audio file ({reason.rstrip('.')}; "
+            raise OpenL3liteError(f"{path}: not a readable audio file ({reason}"
                                   f"ffmpeg: {failure})")
         yield OpenedAudioFile(path, decoded, _audio_info(sf.info(decoded)))
     finally:
         os.remove(decoded)
+
+
+#: libsndfile formats whose length libsndfile may only estimate, decoded by ffmpeg instead. An
+#: MP3 without a Xing/Info/VBRI header gets a length from its size and first frame's bitrate
+#: (measured: a VBR file given as 43 995 of its 133 632 samples, and read only that far), and a
+#: cut-short MP3 with such a header keeps the header's count; ffmpeg reads to the real end.
+LENGTH_ESTIMATED_FORMATS = ("MP3",)
+
+#: libsndfile's log line for a WAV data chunk that holds less than its header declares.
+_SHORT_DATA_CHUNK = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+#: Data chunk sizes that streaming writers put in a header before the length is known.
+_PLACEHOLDER_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)
+
+
+def cut_short_wav_warning(path, info):
+    """The warning for a WAV file whose audio ends before its header says, else None.
+
+    libsndfile reads such a file as far as it goes (``info.frames`` counts the samples that are
+    there); its log names the declared and the real size of the data chunk. Placeholder sizes
+    that streaming writers leave in the header (0, 2**31 - 1, 2**32 - 1) are not a cut.
+
+    Parameters
+    ----------
+    path : str
+        The file, for the message.
+    info : soundfile._SoundFileInfo
+        ``soundfile.info(path)``.
+
+    Returns
+    -------
+    str or None
+    """
+    match = _SHORT_DATA_CHUNK.search(info.extra_info or "")
+    if not match or info.format not in ("WAV", "WAVEX", "RF64") or info.samplerate <= 0:
+        return None
+    declared, held = int(match.group(1)), int(match.group(2))
+    if declared in _PLACEHOLDER_SIZES or declared <= held or held <= 0:
+        return None
+    seconds_held = info.frames / info.samplerate
+    seconds_declared = seconds_held * declared / held
+    return (f"{path}: the file is cut short (truncated download or copy?): its header declares "
+            f"{seconds_declared:.2f} s of audio, it holds {seconds_held:.2f} s; reading those")
 
 
 def _audio_info(info):

@@ -187,6 +187,81 @@ def test_formats_libsndfile_lacks_are_read_through_ffmpeg(tmp_path, tiny_audio_m
     assert not list((tmp_path / "tmp").iterdir())
 
 
+def _fsdd_speech(seconds):
+    """Real speech: FSDD recordings (8 kHz) strung together to at least ``seconds``."""
+    from conftest import FSDD, require
+
+    recordings = sorted(require(FSDD / "recordings").glob("*_theo_*.wav"))[:40]
+    pieces, total = [], 0
+    for path in recordings:
+        samples, sr = sf.read(path)
+        pieces.append(samples)
+        total += len(samples)
+        if total >= seconds * sr:
+            break
+    return np.concatenate(pieces), sr
+
+
+def test_mp3_is_read_to_its_real_end(tmp_path, tiny_audio_model):
+    """An MP3's length is the decoded one, not libsndfile's estimate: a VBR MP3 without a
+    Xing header is read whole (libsndfile alone stops where its estimate ends). An MP3 with the
+    header gives OpenL3's result (libsndfile's samples through get_audio_embedding) up to the
+    two decoders' round-off."""
+    speech, sr = _fsdd_speech(4.0)
+    wav = tmp_path / "speech.wav"
+    sf.write(wav, speech, sr)
+    _ffmpeg("-i", wav, "-ar", 44100, "-q:a", 4, tmp_path / "tagged.mp3")
+    _ffmpeg("-i", wav, "-ar", 44100, "-q:a", 4, "-write_xing", 0, tmp_path / "untagged.mp3")
+    duration = len(speech) / sr
+
+    tagged, ts = embed_audio_file(tmp_path / "tagged.mp3", tiny_audio_model)
+    openl3_way, openl3_ts = openl3lite.get_audio_embedding(
+        *sf.read(tmp_path / "tagged.mp3"), model=tiny_audio_model, verbose=False)
+    np.testing.assert_array_equal(ts, openl3_ts)
+    # ffmpeg's and libsndfile's decoders agree to about 1e-7 here; the log-mel frontend
+    # magnifies that in the quiet gaps of FSDD's recordings, to about 1e-3 of the values
+    cosine = np.sum(tagged * openl3_way, 1) / np.linalg.norm(tagged, axis=1) / np.linalg.norm(
+        openl3_way, axis=1)
+    assert cosine.min() > 0.9999
+    np.testing.assert_allclose(tagged, openl3_way, atol=2e-2)
+
+    samples, mp3_sr = audio_io.read_audio(tmp_path / "untagged.mp3")
+    assert mp3_sr == 44100
+    # whole, plus at most the encoder's delay and padding (no header says how much to trim)
+    assert duration <= len(samples) / mp3_sr < duration + 0.1
+    untagged, untagged_ts = embed_audio_file(tmp_path / "untagged.mp3", tiny_audio_model)
+    assert abs(len(untagged_ts) - len(ts)) <= 1 and untagged_ts[-1] >= duration - 1.0
+
+
+def test_cut_short_wav_is_read_as_far_as_it_goes_with_a_warning(tmp_path, tiny_audio_model):
+    """A WAV whose data ends before its header says is embedded as far as it goes and named in
+    a warning; placeholder sizes that streaming writers leave in the header are no cut."""
+    speech, sr = _fsdd_speech(3.0)
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, speech, sr, subtype="PCM_16")
+    payload = whole.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(payload[: 44 + (len(payload) - 44) // 2])
+    held = (len(payload) - 44) // 2 // 2
+
+    with pytest.warns(openl3lite.OpenL3liteWarning,
+                      match=r"cut\.wav: the file is cut short .*declares "
+                            rf"{len(speech) / sr:.2f} s of audio, it holds {held / sr:.2f} s"):
+        emb, ts = embed_audio_file(cut, tiny_audio_model)
+    expected, expected_ts = openl3lite.get_audio_embedding(speech[:held], sr,
+                                                           model=tiny_audio_model, verbose=False)
+    np.testing.assert_array_equal(ts, expected_ts)
+    np.testing.assert_allclose(emb, expected, atol=1e-5)
+
+    streamed = tmp_path / "streamed.wav"  # data size left at 0xFFFFFFFF, as a pipe writer does
+    at = payload.index(b"data") + 4
+    streamed.write_bytes(payload[:at] + b"\xff\xff\xff\xff" + payload[at + 4:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        emb, ts = embed_audio_file(streamed, tiny_audio_model)
+    assert len(ts) == len(embed_audio_file(whole, tiny_audio_model)[1])
+
+
 def test_soxr_resampler_is_close_to_default(tiny_audio_model):
     signal = _tone(2, 44100, 1000)
     exact, _ = openl3lite.get_audio_embedding(signal, 44100, model=tiny_audio_model, verbose=False)
