@@ -16,7 +16,9 @@ import os as _os
 #: empty); the CLI shows what TensorFlow writes at start-up only when it is 0 or 1.
 _TF_LOG_LEVEL_FROM_USER = _os.environ.get("TF_CPP_MIN_LOG_LEVEL", "").strip() or None
 if _TF_LOG_LEVEL_FROM_USER is None:
-    _os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    # 3: no C++ log lines once TensorFlow's logging is up; on a machine without a GPU that
+    # includes an "E ... failed call to cuInit" line that reads like a failure and is not one
+    _os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 
 __version__ = "0.1.0"
 

@@ -15,10 +15,7 @@ from dataclasses import dataclass, field
 
 import click
 
-import openl3lite
-
-if openl3lite._TF_LOG_LEVEL_FROM_USER is None:
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # no TensorFlow C++ log lines on the terminal
+import openl3lite  # sets TF_CPP_MIN_LOG_LEVEL to 3 unless the user set it
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc", ".au",
                     ".snd", ".caf", ".w64", ".rf64", ".opus",

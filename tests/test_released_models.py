@@ -81,6 +81,28 @@ def test_cli_uses_the_default_model(tmp_path, user_level):
         assert len(data["timestamps"]) == len(data["embedding"])
 
 
+def test_python_api_leaves_out_tensorflows_error_level_start_up_lines():
+    """Imported without the CLI, openl3lite sets TF_CPP_MIN_LOG_LEVEL to 3 if the user did not:
+    on a machine without a GPU TensorFlow would otherwise log "E ... failed call to cuInit",
+    which reads like a failure. A level the user set is kept."""
+    code = ("import os, numpy as np, openl3lite; "
+            "print(os.environ['TF_CPP_MIN_LOG_LEVEL']); "
+            "e, t = openl3lite.get_audio_embedding(np.zeros(16000) + 0.1, 16000, "
+            "embedding_size=512, verbose=False); print(e.shape)")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600, env=env, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["3", "(6,", "512)"]
+    assert not [line for line in proc.stderr.splitlines() if line.startswith("E0000")], \
+        proc.stderr
+    proc = subprocess.run([sys.executable, "-c", "import os, openl3lite; "
+                           "print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"],
+                          capture_output=True, text=True, timeout=600, cwd=REPO,
+                          env=dict(env, TF_CPP_MIN_LOG_LEVEL="1"))
+    assert proc.stdout.strip() == "1"
+
+
 @pytest.mark.parametrize("user_level, shown", [(None, False), ("3", False), ("2", False),
                                                 (" 1", True), ("0", True), ("yes", False)])
 def test_tensorflow_messages_are_shown_only_when_asked_for(user_level, shown):
