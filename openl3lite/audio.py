@@ -230,8 +230,8 @@ def _ffmpeg_decode(path, out_wav):
 def audio_file_info(path):
     """Read the sample rate, length and channel count of an audio file.
 
-    Files libsndfile reads (WAV, FLAC, OGG, MP3, ...) are not decoded; others are decoded by
-    ffmpeg to learn their exact length (see :func:`open_audio_file`).
+    Files libsndfile reads (WAV, FLAC, OGG, AIFF, ...) are not decoded; others, MP3 included,
+    are decoded by ffmpeg to learn their exact length (see :func:`open_audio_file`).
 
     Parameters
     ----------
