@@ -82,29 +82,14 @@ def load_avc_model(path):
     from . import network, weights
 
     path = os.fspath(path)
-    if weights.is_openl3_weight_file(path):
-        raise OpenL3liteError(
-            f"{path}: an OpenL3 weight file holds one subnetwork and no fusion head; "
-            "localisation needs a model file written by `l3embed export` (audio, image and "
-            "fusion parts)")
-    metadata, parts = weights.read_model_file(path)
-    missing = [p for p in weights.AVC_PARTS if p not in parts]
-    if missing:
-        raise OpenL3liteError(
-            f"{path}: holds no {' and no '.join(missing)} part; localisation needs the audio "
-            "and image subnetworks, their pool4 stages and the fusion head, as `l3embed export` "
-            "writes them (files exported before pool4 had BN and ReLU must be exported again)")
+    metadata, parts = weights.read_avc_model_file(path, "localisation")
     channels = metadata.embedding_channels
-    built = {"audio": network.build_audio_trunk(metadata.input_repr, metadata.width, channels),
-             "image": network.build_image_trunk(metadata.width, channels),
-             "audio_pool4": network.build_pool4("audio", channels),
-             "image_pool4": network.build_pool4("image", channels),
-             "fusion": network.build_fusion_head(channels)}
-    for part, model in built.items():
-        weights.assign_named_weights(model, parts[part], path, part)
     keras_model = network.build_avc_model(
-        metadata.input_repr, metadata.width, built["audio"], built["image"], built["fusion"],
-        built["audio_pool4"], built["image_pool4"])
+        metadata.input_repr, metadata.width,
+        network.build_audio_trunk(metadata.input_repr, metadata.width, channels),
+        network.build_image_trunk(metadata.width, channels), network.build_fusion_head(channels),
+        network.build_pool4("audio", channels), network.build_pool4("image", channels))
+    weights.assign_avc_parts(keras_model, parts, path)
     return AVCModel(keras_model, metadata)
 
 

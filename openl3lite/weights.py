@@ -284,6 +284,73 @@ def assign_named_weights(model, layer_arrays, source, part):
         layer.set_weights(arrays)
 
 
+def refuse_openl3_weight_file(path, purpose):
+    """Raise if ``path`` is an OpenL3 weight file where ``purpose`` needs a fusion head.
+
+    Parameters
+    ----------
+    path : str
+    purpose : str
+        What needs the whole AVC network (``localisation``, ``training``), for the message.
+
+    Raises
+    ------
+    OpenL3liteError
+    """
+    if is_openl3_weight_file(path):
+        raise OpenL3liteError(
+            f"{path}: an OpenL3 weight file holds one subnetwork and no fusion head; "
+            f"{purpose} needs a model file written by `l3embed export` (audio, image and "
+            "fusion parts)")
+
+
+def read_avc_model_file(path, purpose):
+    """Read a model file that must hold the whole AVC network (every part of :data:`AVC_PARTS`).
+
+    Parameters
+    ----------
+    path : str
+    purpose : str
+        What needs it (``localisation``, ``training``), for messages.
+
+    Returns
+    -------
+    metadata : ModelMetadata
+    parts : dict of str -> dict of str -> list of np.ndarray
+        As :func:`read_model_file` returns them.
+
+    Raises
+    ------
+    OpenL3liteError
+        If the file is missing or unreadable, is an OpenL3 weight file or lacks a part.
+    """
+    refuse_openl3_weight_file(path, purpose)
+    metadata, parts = read_model_file(path)
+    missing = [part for part in AVC_PARTS if part not in parts]
+    if missing:
+        raise OpenL3liteError(
+            f"{path}: holds no {' and no '.join(missing)} part; {purpose} needs the audio "
+            "and image subnetworks, their pool4 stages and the fusion head, as `l3embed export` "
+            "writes them (files exported before pool4 had BN and ReLU must be exported again)")
+    return metadata, parts
+
+
+def assign_avc_parts(avc_model, parts, source):
+    """Set an AVC model's weights, BatchNorm statistics included, from a model file's parts.
+
+    Parameters
+    ----------
+    avc_model : keras.Model
+        From :func:`openl3lite.network.build_avc_model`; changed in place.
+    parts : dict
+        From :func:`read_avc_model_file`.
+    source : str
+        The file, for error messages.
+    """
+    for part, layer_name in AVC_PARTS.items():
+        assign_named_weights(avc_model.get_layer(layer_name), parts[part], source, part)
+
+
 def sha256_of(path):
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()

@@ -59,6 +59,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import OpenL3liteError
+from ..weights import assign_avc_parts
 from .prepare import load_manifest
 from . import sampling
 from .batchnorm import batchnorm_layers, recompute_batchnorm_statistics
@@ -369,10 +370,7 @@ def initial_model_metadata(model_path):
     from ..errors import check_input_file
 
     model_path = check_input_file(model_path)
-    if weights.is_openl3_weight_file(model_path):
-        raise OpenL3liteError(
-            f"{model_path}: an OpenL3 weight file holds one subnetwork and no fusion head; "
-            "training can start from a model file written by `l3embed export`")
+    weights.refuse_openl3_weight_file(model_path, "training")
     return weights.read_model_metadata(model_path)
 
 
@@ -390,7 +388,7 @@ def read_initial_weights(model_path, config):
     -------
     parts : dict of str -> dict of str -> list of np.ndarray
         Every part of the AVC network (both trunks, their pool4 stages, the fusion head), layer
-        name -> arrays; for :func:`assign_avc_parts`.
+        name -> arrays; for :func:`openl3lite.weights.assign_avc_parts`.
     record : dict
         What the run starts from, kept in its state and exported metadata (``init_from``):
         ``path`` (absolute), ``sha256``, ``name`` and ``training_steps`` (of the file's own
@@ -399,44 +397,23 @@ def read_initial_weights(model_path, config):
     Raises
     ------
     OpenL3liteError
-        The file is missing or unreadable, is an OpenL3 weight file (one subnetwork, no
-        fusion head), lacks a part, or has another input representation or width.
+        The file is missing, empty, a folder or unreadable, is an OpenL3 weight file (one
+        subnetwork, no fusion head), lacks a part, or has another input representation or
+        width.
     """
     from .. import weights
+    from ..errors import check_input_file
 
-    initial_model_metadata(model_path)
-    metadata, parts = weights.read_model_file(model_path)
+    model_path = check_input_file(model_path)
+    metadata, parts = weights.read_avc_model_file(model_path, "training")
     for key in ARCHITECTURE_KEYS:
         if getattr(metadata, key) != getattr(config, key):
             raise OpenL3liteError(
                 f"{model_path}: has {key}={getattr(metadata, key)!r}, the run asks for "
                 f"{key}={getattr(config, key)!r}; train with the file's {key}")
-    missing = [part for part in weights.AVC_PARTS if part not in parts]
-    if missing:
-        raise OpenL3liteError(
-            f"{model_path}: holds no {' and no '.join(missing)} part; training needs every "
-            "part `l3embed export` writes (both subnetworks, their pool4 stages, fusion head)")
     record = {"path": os.path.abspath(model_path), "sha256": weights.sha256_of(model_path),
               "name": metadata.name, "training_steps": metadata.extra.get("training_steps")}
     return parts, record
-
-
-def assign_avc_parts(avc_model, parts, source):
-    """Set an AVC model's weights, BatchNorm statistics included, from a model file's parts.
-
-    Parameters
-    ----------
-    avc_model : keras.Model
-        From :func:`build_models`; changed in place.
-    parts : dict
-        From :func:`read_initial_weights`.
-    source : str
-        The file, for error messages.
-    """
-    from ..weights import AVC_PARTS, assign_named_weights
-
-    for part, layer_name in AVC_PARTS.items():
-        assign_named_weights(avc_model.get_layer(layer_name), parts[part], source, part)
 
 
 # ---------------------------------------------------------------- checkpoints
