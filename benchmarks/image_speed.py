@@ -25,8 +25,8 @@ def network_alone_time(model, n_images, batch_size, repeats):
     batches = [rng.uniform(-1, 1, (min(batch_size, n_images - i), 224, 224, 3))
                .astype(np.float32) for i in range(0, n_images, batch_size)]
     for b in {len(x): x for x in batches}.values():  # trace each batch shape once
-        model.keras_model.predict_on_batch(b)
-    return median_time(lambda: [model.keras_model.predict_on_batch(b) for b in batches],
+        model.predict_on_batch(b)
+    return median_time(lambda: [model.predict_on_batch(b) for b in batches],
                        repeats, warmup=False)
 
 

@@ -115,7 +115,7 @@ def whole_file_agreement(path, model_path, hop, compare_minutes):
     hop_len = framing.hop_length(hop)
     padded = np.concatenate([np.zeros(24000), resampled, np.zeros(48000 + n * hop_len)])
     windows = np.stack([padded[i * hop_len : i * hop_len + 48000] for i in range(n)])
-    whole = np.concatenate([model.keras_model.predict_on_batch(windows[i : i + 32].astype(np.float32))
+    whole = np.concatenate([model.predict_on_batch(windows[i : i + 32, None].astype(np.float32))
                             for i in range(0, n, 32)])
     return np.abs(streamed - whole).max(), np.abs(whole).max()
 

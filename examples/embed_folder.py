@@ -4,7 +4,7 @@
 
 Each INPUT is an audio file or a folder (searched recursively). For every file,
 ``OUT_DIR/<name>.npz`` gets ``embedding`` (windows, 512) and ``timestamps`` (windows,) in
-seconds, as OpenL3 writes them. Without ``--model`` the released default model is used.
+seconds, as OpenL3 writes them. Without ``--model`` the shipped demonstration model is used.
 The same from the shell: ``l3embed audio INPUT -o OUT_DIR --model MODEL.h5``.
 """
 
@@ -32,15 +32,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("inputs", nargs="+", help="audio files or folders")
     parser.add_argument("-o", "--output-dir", required=True)
-    parser.add_argument("--model", help="weights file (`l3embed export` output or OpenL3 .h5)")
+    parser.add_argument("--model", default="avdigits-mel128-w0125",
+                        help="a model name (`l3embed models`) or weights file (`l3embed export` "
+                             "output or OpenL3 .h5); default: the shipped demonstration model")
     parser.add_argument("--input-repr", default=None, help="needed for OpenL3 .h5 files")
     parser.add_argument("--hop-size", type=float, default=0.1, help="seconds between windows")
     args = parser.parse_args(argv)
 
     import openl3lite
 
-    model = (openl3lite.load_audio_embedding_model_from_path(args.model, args.input_repr, 512)
-             if args.model else openl3lite.load_audio_embedding_model(embedding_size=512))
+    model = openl3lite.load_audio_embedding_model_from_path(args.model, args.input_repr, 512)
     failed = 0
     for path in audio_files(args.inputs):
         try:  # one bad file must not stop the others

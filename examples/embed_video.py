@@ -19,18 +19,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("video")
     parser.add_argument("-o", "--output-dir", required=True)
-    parser.add_argument("--model", help="model file with audio and image parts")
+    parser.add_argument("--model", default="avdigits-mel128-w0125",
+                        help="a model name (`l3embed models`) or a model file with audio and "
+                             "image parts; default: the shipped demonstration model")
     parser.add_argument("--hop-size", type=float, default=0.1)
     args = parser.parse_args(argv)
 
     import openl3lite
 
-    if args.model:
-        audio_model = openl3lite.load_audio_embedding_model_from_path(args.model, None, 512)
-        image_model = openl3lite.load_image_embedding_model_from_path(args.model, 512)
-    else:
-        audio_model = openl3lite.load_audio_embedding_model(embedding_size=512)
-        image_model = openl3lite.load_image_embedding_model(embedding_size=512)
+    audio_model = openl3lite.load_audio_embedding_model_from_path(args.model, None, 512)
+    image_model = openl3lite.load_image_embedding_model_from_path(args.model, 512)
     try:
         audio_out, image_out = openl3lite.process_video_file(
             args.video, output_dir=args.output_dir, audio_model=audio_model,

@@ -25,17 +25,28 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "get_audio_embedding": "api", "get_image_embedding": "api", "process_audio_file": "api",
     "process_image_file": "api", "process_video_file": "api", "embed_audio_file": "api",
+    "preprocess_audio": "api", "get_output_path": "output",
     "OpenL3Error": "errors", "OpenL3liteError": "errors", "OpenL3liteWarning": "errors",
+    "OpenL3Warning": "errors",
     "AudioEmbeddingModel": "models", "ImageEmbeddingModel": "models", "list_models": "models",
     "load_audio_embedding_model": "models", "load_audio_embedding_model_from_path": "models",
     "load_image_embedding_model": "models", "load_image_embedding_model_from_path": "models",
     "random_audio_model": "models", "random_image_model": "models",
 }
 
+#: Submodules reachable as attributes (``openl3lite.models.load_audio_embedding_model``, as
+#: ``openl3.models...`` is), imported on first use.
+_SUBMODULES = ("core", "models", "cli", "openl3_exceptions", "openl3_warnings", "hub",
+               "registry")
+
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
     if name in _EXPORTS:
         value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
         globals()[name] = value

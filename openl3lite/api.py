@@ -13,9 +13,10 @@ from . import audio as audio_io
 from . import fast, framing, image as image_io
 from .batching import batched, keras_predict, run_batches
 from .errors import OpenL3liteError, OpenL3liteWarning, warn
+from .facts import DEFAULT_BATCH_SIZE
 from .frontend import FRONTENDS, INPUT_REPRS, librosa_spectrogram
-from .models import CONTENT_TYPES, as_audio_model, as_image_model, check_choice
-from .output import output_path, write_npz_atomic
+from .models import CONTENT_TYPES, as_audio_model, as_image_model, check_choice, waveform_batch
+from .output import get_output_path, output_path, provenance, write_npz_atomic  # noqa: F401
 
 #: Samples of an in-memory signal handed to the resampler at a time.
 _ARRAY_BLOCK = audio_io.DEFAULT_BLOCK_FRAMES
@@ -36,8 +37,26 @@ def _check_positive_int(name, value):
     return int(value)
 
 
+def _check_verbose(verbose):
+    """OpenL3's rule: ``verbose`` is a boolean or 0 / 1."""
+    if isinstance(verbose, (bool, np.bool_)) or (isinstance(verbose, numbers.Integral)
+                                                 and verbose in (0, 1)):
+        return bool(verbose)
+    raise OpenL3liteError(f"invalid verbosity level {verbose!r}: must be True, False, 0 or 1")
+
+
+def _file_list(filepath):
+    """OpenL3's rule for ``filepath``: a path or a list of paths."""
+    if isinstance(filepath, (str, os.PathLike)):
+        return [filepath], False
+    if isinstance(filepath, (list, tuple)) and all(isinstance(p, (str, os.PathLike))
+                                                   for p in filepath):
+        return list(filepath), True
+    raise OpenL3liteError(f"filepath should be a path or a list of paths, but got {filepath!r}")
+
+
 def _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
-                         frontend, center, resampler, mode="exact"):
+                         frontend, center, resampler, mode="exact", verbose=True):
     if input_repr is not None:
         check_choice("input_repr", input_repr, INPUT_REPRS)
     check_choice("content_type", content_type, CONTENT_TYPES)
@@ -52,6 +71,7 @@ def _check_audio_options(input_repr, content_type, embedding_size, hop_size, bat
     fast.check_mode(mode)
     if not isinstance(center, (bool, np.bool_)):
         raise OpenL3liteError(f"invalid center {center!r}: must be True or False")
+    _check_verbose(verbose)
 
 
 def _check_audio_array(samples, sr, source):
@@ -95,10 +115,10 @@ def _progress(total, enabled, desc):
 
 
 def _audio_predict(model):
-    predict = keras_predict(model.keras_model)
+    predict = keras_predict(model)
     if model.frontend == "librosa":
         return lambda windows: predict(librosa_spectrogram(windows, model.input_repr))
-    return predict
+    return lambda windows: predict(waveform_batch(model, windows))
 
 
 def embed_audio_stream(blocks, n_frames, sr, model, center, hop_size, batch_size,
@@ -169,14 +189,17 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="mu
         Signal(s), shape (samples,) or (samples, channels); channels are averaged.
     sr : float or list of float
         Sample rate(s) in Hz; resampled to 48 kHz.
-    model : AudioEmbeddingModel or keras.Model, optional
-        None loads the default released model.
+    model : AudioEmbeddingModel, keras.Model or str, optional
+        A loaded model, or a model name (``openl3-mel256-music``, ``l3embed models`` lists
+        them) or weights file. None: OpenL3's weights for ``input_repr`` and
+        ``content_type``, as OpenL3 chooses them (fetched on first use).
     input_repr : str, optional
-        ``linear``, ``mel128`` or ``mel256``; None takes the model's.
+        ``linear``, ``mel128`` or ``mel256``: which OpenL3 model when ``model`` is None
+        (default ``mel256``); for a given model, None or the model's own.
     content_type : str
-        ``music`` or ``env`` (OpenL3 compatibility).
+        ``music`` or ``env``: which OpenL3 model when ``model`` is None.
     embedding_size : int
-        6144 or 512 (used when ``model`` is None).
+        6144 or 512 (used when ``model`` is None or a name).
     center : bool
         Centre the first window on t=0 (prepend half a window of zeros).
     hop_size : float
@@ -204,7 +227,10 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="mu
         Window centres (``center=True``) or starts, in seconds.
     """
     _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
-                         frontend, center, resampler, mode)
+                         frontend, center, resampler, mode, verbose)
+    if not isinstance(audio, (np.ndarray, list, tuple)):
+        raise OpenL3liteError(f"audio must be a numpy array or a list of them; got "
+                              f"{type(audio).__name__}")
     is_list = isinstance(audio, (list, tuple))
     signals = list(audio) if is_list else [audio]
     if is_list and not signals:
@@ -217,7 +243,7 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="mu
         rates = [sr] * len(signals)
     checked = [_check_audio_array(x, r, f"audio[{i}]" if is_list else "audio")
                for i, (x, r) in enumerate(zip(signals, rates))]
-    model = as_audio_model(model, input_repr, embedding_size, frontend)
+    model = as_audio_model(model, input_repr, embedding_size, frontend, content_type)
     embeddings, timestamps = [], []
     for i, (mono, rate) in enumerate(checked):
         _warn_audio_content(not np.any(mono), len(mono), rate, f"audio[{i}]" if is_list else "audio")
@@ -289,8 +315,8 @@ def process_audio_file(filepath, output_dir=None, suffix=None, model=None, input
                        content_type="music", embedding_size=6144, center=True, hop_size=0.1,
                        batch_size=32, overwrite=False, frontend="kapre", verbose=True,
                        resampler="kaiser_best", mode="exact"):
-    """Embed audio file(s) and save ``<basename><suffix>.npz`` with ``embedding`` and
-    ``timestamps``.
+    """Embed audio file(s) and save ``<basename>[_<suffix>].npz`` with ``embedding`` and
+    ``timestamps`` (and the provenance keys of :func:`openl3lite.output.provenance`).
 
     Parameters
     ----------
@@ -312,51 +338,109 @@ def process_audio_file(filepath, output_dir=None, suffix=None, model=None, input
         Output path(s).
     """
     _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
-                         frontend, center, resampler, mode)
-    model = as_audio_model(model, input_repr, embedding_size, frontend)
+                         frontend, center, resampler, mode, verbose)
+    paths, is_list = _file_list(filepath)
+    model = as_audio_model(model, input_repr, embedding_size, frontend, content_type)
+    params = {"hop_size": hop_size, "center": bool(center), "resampler": resampler,
+              "mode": mode}
 
     def embed_one(path):
         embedding, timestamps = embed_audio_file(path, model, center, hop_size, batch_size,
                                                  resampler, verbose, mode)
-        return {"embedding": embedding, "timestamps": timestamps}
+        return {"embedding": embedding, "timestamps": timestamps,
+                **provenance(model, embedding, **params)}
 
-    return _process_files(filepath, output_dir, suffix, overwrite, verbose, embed_one)
+    outputs = _process_files(paths, output_dir, suffix, overwrite, verbose, embed_one)
+    return outputs if is_list else outputs[0]
 
 
-def _process_files(filepath, output_dir, suffix, overwrite, verbose, embed_one):
+def _process_files(paths, output_dir, suffix, overwrite, verbose, embed_one):
     """The file loop shared by ``process_audio_file`` and ``process_image_file``.
 
     Parameters
     ----------
-    filepath : str or list of str
+    paths : list of str
     output_dir, suffix : str or None
         As in :func:`openl3lite.output.output_path`.
     overwrite : bool
-        Replace existing outputs (else skip them, saying so if ``verbose``).
+        Replace existing outputs (else skip them, saying so).
     verbose : bool
+        Say which file is processed and what was written.
     embed_one : callable
-        path -> dict of arrays to save (``embedding`` and, where there are any,
-        ``timestamps``).
+        path -> dict of arrays to save.
 
     Returns
     -------
-    str or list of str
-        Output path(s): a list if ``filepath`` is a list.
+    list of str
+        Output paths.
     """
-    paths = list(filepath) if isinstance(filepath, (list, tuple)) else [filepath]
     outputs = []
-    for path in paths:
+    for index, path in enumerate(paths):
         out = output_path(path, output_dir, suffix)
         outputs.append(out)
+        if verbose:
+            print(f"openl3lite: Processing {path} ({index + 1}/{len(paths)})")
         if os.path.exists(out) and not overwrite:
-            if verbose:
-                print(f"{out} exists; skipping (use overwrite=True to replace it)")
+            print(f"openl3lite: {out} exists and overwriting not enabled, skipping.")
             continue
         write_npz_atomic(out, **embed_one(path))
-    return outputs if isinstance(filepath, (list, tuple)) else outputs[0]
+        if verbose:
+            print(f"openl3lite: Saved {out}")
+    return outputs
+
+
+def preprocess_audio(audio, sr, hop_size=0.1, input_repr=None, center=True):
+    """OpenL3 0.4.2's ``preprocess_audio``: a signal cut into the network's input.
+
+    Parameters
+    ----------
+    audio : np.ndarray, shape (samples,) or (samples, channels)
+    sr : float
+        Sample rate in Hz (resampled to 48 kHz with ``kaiser_best``).
+    hop_size : float
+        Seconds between windows.
+    input_repr : str, optional
+        None: the 1-second waveforms, for a model with the in-graph ("kapre") frontend.
+        ``linear``, ``mel128`` or ``mel256``: OpenL3's librosa spectrograms of them, for a model
+        with the librosa frontend.
+    center : bool
+
+    Returns
+    -------
+    np.ndarray, float32
+        (n_windows, 1, 48000) waveforms, or (n_windows, n_freq, n_time, 1) dB spectrograms.
+        Either feeds ``model.predict`` of the matching model.
+    """
+    _check_positive_number("hop_size", hop_size)
+    if framing.hop_length(hop_size) < 1:
+        raise OpenL3liteError(f"invalid hop_size {hop_size!r}: shorter than one sample at 48 kHz")
+    if input_repr is not None:
+        check_choice("input_repr", input_repr, INPUT_REPRS)
+    if not isinstance(center, (bool, np.bool_)):
+        raise OpenL3liteError(f"invalid center {center!r}: must be True or False")
+    mono, sr = _check_audio_array(audio, sr, "audio")
+    _warn_audio_content(not np.any(mono), len(mono), sr, "audio")
+    n_samples = audio_io.resampled_length(len(mono), sr)
+    resampled = audio_io.iter_resampled(_array_blocks(mono), sr, len(mono))
+    windows = np.concatenate(list(framing.iter_window_batches(
+        resampled, n_samples, hop_size, center, DEFAULT_BATCH_SIZE)))
+    if input_repr is None:
+        return windows.astype(np.float32)[:, None, :]
+    return np.asarray(librosa_spectrogram(windows, input_repr), np.float32)
 
 
 # ---------------------------------------------------------------- images
+
+def _check_image_options(input_repr, content_type, embedding_size, batch_size, verbose,
+                         batch_name="batch_size"):
+    if input_repr is not None:
+        check_choice("input_repr", input_repr, INPUT_REPRS)
+    check_choice("content_type", content_type, CONTENT_TYPES)
+    if isinstance(embedding_size, bool) or embedding_size not in (8192, 512):
+        raise OpenL3liteError(f"invalid embedding_size {embedding_size!r}: must be 8192 or 512")
+    _check_positive_int(batch_name, batch_size)
+    _check_verbose(verbose)
+
 
 def embed_images(batch, model, batch_size=32, verbose=False, source="image"):
     """Embed a validated batch of images.
@@ -371,7 +455,7 @@ def embed_images(batch, model, batch_size=32, verbose=False, source="image"):
     -------
     np.ndarray, float32, shape (N, D)
     """
-    predict = keras_predict(model.keras_model)
+    predict = keras_predict(model)
     if model.image_scaling == "openl3":  # OpenL3 scales by the whole array's maximum
         inputs = batched(image_io.preprocess_images(batch, "openl3"), batch_size)
     else:
@@ -429,7 +513,7 @@ def embed_frames(frames, model, batch_size=32, verbose=False, source="video",
 
     progress = _progress(None, verbose, source)
     try:
-        embedding = run_batches(keras_predict(model.keras_model), batches(), None, progress)
+        embedding = run_batches(keras_predict(model), batches(), None, progress)
     except RuntimeError:  # no batches
         raise OpenL3liteError(f"{source}: video has no frames") from None
     finally:
@@ -465,12 +549,10 @@ def get_image_embedding(image, frame_rate=None, model=None, input_repr=None,
     embedding : np.ndarray, float32, shape (N, D), or a list of them
     timestamps : np.ndarray, float64, shape (N,), or a list (only if ``frame_rate`` is given)
     """
-    if input_repr is not None:
-        check_choice("input_repr", input_repr, INPUT_REPRS)
-    check_choice("content_type", content_type, CONTENT_TYPES)
-    if isinstance(embedding_size, bool) or embedding_size not in (8192, 512):
-        raise OpenL3liteError(f"invalid embedding_size {embedding_size!r}: must be 8192 or 512")
-    _check_positive_int("batch_size", batch_size)
+    _check_image_options(input_repr, content_type, embedding_size, batch_size, verbose)
+    if not isinstance(image, (np.ndarray, list, tuple)):
+        raise OpenL3liteError(f"image must be a numpy array or a list of them; got "
+                              f"{type(image).__name__}")
     is_list = isinstance(image, (list, tuple))
     images = list(image) if is_list else [image]
     if is_list and not images:
@@ -486,7 +568,7 @@ def get_image_embedding(image, frame_rate=None, model=None, input_repr=None,
             _check_positive_number("frame_rate", rate)
     batches = [image_io.as_image_batch(x, f"image[{i}]" if is_list else "image")
                for i, x in enumerate(images)]
-    model = as_image_model(model, embedding_size)
+    model = as_image_model(model, embedding_size, input_repr, content_type)
     embeddings = [embed_images(b, model, batch_size, verbose) for b in batches]
     timestamps = [np.arange(len(b)) / rate if rate is not None else None
                   for b, rate in zip(batches, rates)]
@@ -500,60 +582,77 @@ def get_image_embedding(image, frame_rate=None, model=None, input_repr=None,
 def process_image_file(filepath, output_dir=None, suffix=None, model=None, input_repr=None,
                        content_type="music", embedding_size=8192, batch_size=32,
                        overwrite=False, verbose=True):
-    """Embed image file(s) and save ``<basename><suffix>.npz`` with key ``embedding``
-    (shape (1, D)).
+    """Embed image file(s) and save ``<basename>[_<suffix>].npz`` with key ``embedding``
+    (shape (1, D)) and the provenance keys of :func:`openl3lite.output.provenance`.
 
     Returns
     -------
     str or list of str
         Output path(s).
     """
-    if input_repr is not None:
-        check_choice("input_repr", input_repr, INPUT_REPRS)
-    check_choice("content_type", content_type, CONTENT_TYPES)
-    _check_positive_int("batch_size", batch_size)
-    model = as_image_model(model, embedding_size)
+    _check_image_options(input_repr, content_type, embedding_size, batch_size, verbose)
+    paths, is_list = _file_list(filepath)
+    model = as_image_model(model, embedding_size, input_repr, content_type)
 
     def embed_one(path):
         batch = image_io.as_image_batch(image_io.read_image(path), os.fspath(path))
-        return {"embedding": embed_images(batch, model, batch_size, False, os.fspath(path))}
+        embedding = embed_images(batch, model, batch_size, False, os.fspath(path))
+        return {"embedding": embedding, **provenance(model, embedding)}
 
-    return _process_files(filepath, output_dir, suffix, overwrite, verbose, embed_one)
+    outputs = _process_files(paths, output_dir, suffix, overwrite, verbose, embed_one)
+    return outputs if is_list else outputs[0]
 
 
 # ---------------------------------------------------------------- video
 
 def embed_video_file(filepath, audio_model, image_model, center=True, hop_size=0.1,
-                     audio_batch_size=32, image_batch_size=32, verbose=False, audio_mode="exact"):
-    """Embed a video's audio track and frames, streaming both (memory does not grow with the
+                     audio_batch_size=32, image_batch_size=32, verbose=False, audio_mode="exact",
+                     audio=True, image=True):
+    """Embed a video's audio track and/or frames, streaming both (memory does not grow with the
     video's length, apart from the embeddings themselves).
+
+    Parameters
+    ----------
+    audio, image : bool
+        Which of the two to compute (a model that is not needed may be None).
 
     Returns
     -------
     dict
-        ``audio_embedding`` (n_windows, D_a), ``audio_timestamps`` (n_windows,),
-        ``image_embedding`` (n_frames, D_i), ``image_timestamps`` (n_frames,) in seconds.
+        ``audio_embedding`` (n_windows, D_a), ``audio_timestamps`` (n_windows,) if ``audio``;
+        ``image_embedding`` (n_frames, D_i), ``image_timestamps`` (n_frames,) in seconds if
+        ``image``.
     """
     from . import video
 
     path = os.fspath(filepath)
-    with video.open_video_audio(path, sr=audio_io.TARGET_SR) as (n_samples, blocks):
-        audio_emb, audio_ts = _embed_checked_stream(
-            blocks, n_samples, audio_io.TARGET_SR, path, audio_model, center, hop_size,
-            audio_batch_size, "kaiser_best", verbose, audio_mode)
+    result = {}
+    if audio:
+        with video.open_video_audio(path, sr=audio_io.TARGET_SR) as (n_samples, blocks):
+            result["audio_embedding"], result["audio_timestamps"] = _embed_checked_stream(
+                blocks, n_samples, audio_io.TARGET_SR, path, audio_model, center, hop_size,
+                audio_batch_size, "kaiser_best", verbose, audio_mode)
+    if not image:
+        return result
     fps = video.video_fps(path)
     openl3_scaling = image_model.image_scaling == "openl3"
     size, rate = ({"size": (256, 256)}, int(fps)) if openl3_scaling else ({"short_side": 256}, fps)
 
-    def frames():  # the file was checked with the audio
-        return (frame for _, frame in video.iter_video_frames(path, fps=fps,
-                                                               check_cut_short=False, **size))
+    def frames(check_cut_short=False):  # checked once: with the audio, or on the first pass
+        return (frame for _, frame in video.iter_video_frames(
+            path, fps=fps, check_cut_short=check_cut_short, **size))
 
-    peak = _openl3_peak_of_stream(frames(), image_batch_size) if openl3_scaling else None
-    image_emb = embed_frames(frames(), image_model, image_batch_size, verbose, path, peak)
-    return {"audio_embedding": audio_emb, "audio_timestamps": audio_ts,
-            "image_embedding": image_emb,
-            "image_timestamps": np.arange(len(image_emb)) / rate}
+    peak = None
+    if openl3_scaling:
+        peak = _openl3_peak_of_stream(frames(check_cut_short=not audio), image_batch_size)
+        first_pass_checked = True
+    else:
+        first_pass_checked = audio
+    image_emb = embed_frames(frames(check_cut_short=not first_pass_checked), image_model,
+                             image_batch_size, verbose, path, peak)
+    result["image_embedding"] = image_emb
+    result["image_timestamps"] = np.arange(len(image_emb)) / rate
+    return result
 
 
 def _openl3_peak_of_stream(frames, batch_size):
@@ -580,6 +679,9 @@ def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
     """Embed video file(s): saves ``<basename>_audio<suffix>.npz`` and
     ``<basename>_image<suffix>.npz``, each with ``embedding`` and ``timestamps``.
 
+    Each output is computed only if it is missing (or ``overwrite``): an existing audio output
+    is kept while a missing image output is made, and the other way round, as OpenL3 does.
+
     Parameters
     ----------
     audio_mode : str
@@ -593,24 +695,57 @@ def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
     """
     _check_audio_options(input_repr, content_type, audio_embedding_size, audio_hop_size,
                          audio_batch_size, audio_frontend, audio_center, "kaiser_best",
-                         audio_mode)
-    _check_positive_int("image_batch_size", image_batch_size)
-    paths = list(filepath) if isinstance(filepath, (list, tuple)) else [filepath]
-    audio_model = as_audio_model(audio_model, input_repr, audio_embedding_size, audio_frontend)
-    image_model = as_image_model(image_model, image_embedding_size)
+                         audio_mode, verbose)
+    _check_image_options(input_repr, content_type, image_embedding_size, image_batch_size,
+                         verbose, "image_batch_size")
+    paths, is_list = _file_list(filepath)
+    audio_model = as_audio_model(audio_model, input_repr, audio_embedding_size, audio_frontend,
+                                 content_type)
+    image_model = as_image_model(image_model, image_embedding_size, input_repr, content_type)
+    audio_params = {"hop_size": audio_hop_size, "center": bool(audio_center),
+                    "resampler": "kaiser_best", "mode": audio_mode}
     outputs = []
-    for path in paths:
+    for index, path in enumerate(paths):
         audio_out = output_path(path, output_dir, suffix, modality="audio")
         image_out = output_path(path, output_dir, suffix, modality="image")
         outputs.append((audio_out, image_out))
-        if os.path.exists(audio_out) and os.path.exists(image_out) and not overwrite:
-            if verbose:
-                print(f"{audio_out} and {image_out} exist; skipping")
+        if verbose:
+            print(f"openl3lite: Processing {path} ({index + 1}/{len(paths)})")
+        need_audio = overwrite or not os.path.exists(audio_out)
+        need_image = overwrite or not os.path.exists(image_out)
+        for out, needed in ((audio_out, need_audio), (image_out, need_image)):
+            if not needed:
+                print(f"openl3lite: {out} exists and overwriting not enabled, skipping.")
+        if not (need_audio or need_image):
             continue
         result = embed_video_file(path, audio_model, image_model, audio_center, audio_hop_size,
-                                  audio_batch_size, image_batch_size, verbose, audio_mode)
+                                  audio_batch_size, image_batch_size, verbose, audio_mode,
+                                  audio=need_audio, image=need_image)
+        written = write_video_outputs(result, audio_out, image_out, audio_model, image_model,
+                                      audio_params)
+        if verbose:
+            for out in written:
+                print(f"openl3lite: Saved {out}")
+    return outputs if is_list else outputs[0]
+
+
+def write_video_outputs(result, audio_out, image_out, audio_model, image_model, audio_params):
+    """Write what :func:`embed_video_file` computed: ``_audio`` and/or ``_image`` ``.npz``.
+
+    Returns
+    -------
+    list of str
+        The files written.
+    """
+    written = []
+    if "audio_embedding" in result:
         write_npz_atomic(audio_out, embedding=result["audio_embedding"],
-                         timestamps=result["audio_timestamps"])
+                         timestamps=result["audio_timestamps"],
+                         **provenance(audio_model, result["audio_embedding"], **audio_params))
+        written.append(audio_out)
+    if "image_embedding" in result:
         write_npz_atomic(image_out, embedding=result["image_embedding"],
-                         timestamps=result["image_timestamps"])
-    return outputs if isinstance(filepath, (list, tuple)) else outputs[0]
+                         timestamps=result["image_timestamps"],
+                         **provenance(image_model, result["image_embedding"]))
+        written.append(image_out)
+    return written

@@ -19,8 +19,7 @@ import numpy as np
 
 from .errors import OpenL3liteError, check_input_file, short_reason, warn
 
-#: Sample rate of the network's input, in Hz.
-TARGET_SR = 48000
+from .facts import TARGET_SR  # noqa: E402,F401 (re-exported)
 
 #: Resampling methods: ``kaiser_best`` reproduces OpenL3 0.4.2 (resampy 0.2.2's kaiser_best
 #: table); ``soxr_hq`` / ``soxr_vhq`` are libsoxr's much faster streaming resamplers.

@@ -6,16 +6,23 @@ Embedding commands (``audio``, ``image``, ``video``) share one batch-job loop: e
 summary line and a non-zero exit status if any file failed.
 """
 
+import argparse
 import functools
 import glob
 import os
 import sys
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import click
 
 import openl3lite  # sets TF_CPP_MIN_LOG_LEVEL to 3 unless the user set it
+
+from .errors import OpenL3liteError
+from .facts import (AUDIO_EMBEDDING_SIZES, CONTENT_TYPES, DEFAULT_BATCH_SIZE,
+                    DEFAULT_CONTENT_TYPE, DEFAULT_HOP_SIZE, DEFAULT_INPUT_REPR, FRONTENDS,
+                    IMAGE_EMBEDDING_SIZES, INPUT_REPRS)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc", ".au",
                     ".snd", ".caf", ".w64", ".rf64", ".opus",
@@ -175,7 +182,10 @@ def _with_path(path, exc):
 
 
 def _finish(summary):
-    sys.exit(1 if summary.failed else 0)
+    """End a batch command: exit status 1 if any file failed; on success return normally (so
+    that ``main()`` called from Python returns, as OpenL3's does)."""
+    if summary.failed:
+        sys.exit(1)
 
 
 # ---------------------------------------------------------------- shared options
@@ -196,26 +206,100 @@ def _common_output_options(func):
     return func
 
 
+class ModelArgument(click.ParamType):
+    """A model name (``l3embed models`` lists them) or an existing weights file."""
+
+    name = "MODEL"
+
+    def convert(self, value, param, ctx):
+        from . import registry
+
+        if registry.is_model_name(value) or os.path.isfile(value):
+            return value
+        self.fail(f"{value!r} is neither a model name (see `l3embed models`) nor an existing "
+                  "file", param, ctx)
+
+
+MODEL = ModelArgument()
+
+
+def positive_float(value):
+    """OpenL3's argument type for positive numbers: ``float(value)`` if it is over 0.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For anything that is not a positive number.
+    """
+    try:
+        number = float(value)
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(f"expected a positive float, error message: {exc}")
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive float, got {value!r}")
+    return number
+
+
+def positive_int(value):
+    """OpenL3's argument type for positive integers: ``int(value)`` if it is over 0.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+    """
+    try:
+        number = int(value)
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(f"expected a positive int, error message: {exc}")
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {value!r}")
+    return number
+
+
+class _Checked(click.ParamType):
+    """A click type from one of OpenL3's argparse types."""
+
+    def __init__(self, check, name):
+        self.check, self.name = check, name
+
+    def convert(self, value, param, ctx):
+        try:
+            return self.check(value)
+        except argparse.ArgumentTypeError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+POSITIVE_FLOAT = _Checked(positive_float, "SECONDS")
+POSITIVE_INT = _Checked(positive_int, "N")
+
+
 def _audio_options(func):
     options = [
-        click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
-                     default=None, help="Weights file: an openl3lite model file or an OpenL3 "
-                                        ".h5 file. Default: the released default model."),
-        click.option("--input-repr", "-i", type=click.Choice(["linear", "mel128", "mel256"]),
-                     default=None, help="Spectrogram representation. Default: the model's own "
-                                        "(mel256 for OpenL3 weight files)."),
-        click.option("--content-type", "-c", type=click.Choice(["music", "env"]),
-                     default="music", help="OpenL3 content type (kept for compatibility)."),
-        click.option("--audio-embedding-size", "-as", type=click.Choice(["6144", "512"]),
-                     default="6144", help="Audio embedding size."),
+        click.option("--model", "model_path", type=MODEL, default=None,
+                     help="A model name (`l3embed models`; OpenL3's are downloaded on first "
+                          "use) or a weights file (an openl3lite model file or an OpenL3 .h5). "
+                          "Default: OpenL3's openl3-<input-repr>-<content-type>, as OpenL3 "
+                          "chooses it."),
+        click.option("--input-repr", "-i", type=click.Choice(INPUT_REPRS), default=None,
+                     help="Spectrogram representation: which OpenL3 model by default (mel256 if "
+                          "not given); with --model, the model's own."),
+        click.option("--content-type", "-c", type=click.Choice(CONTENT_TYPES),
+                     default=DEFAULT_CONTENT_TYPE, show_default=True,
+                     help="Which OpenL3 model by default: trained on music or environmental "
+                          "sound."),
+        click.option("--audio-embedding-size", "-as",
+                     type=click.Choice([str(n) for n in AUDIO_EMBEDDING_SIZES]),
+                     default=str(AUDIO_EMBEDDING_SIZES[0]), show_default=True,
+                     help="Audio embedding size."),
         click.option("--no-audio-centering", "-n", is_flag=True,
                      help="Do not centre the first window on t=0 (no 0.5 s zero padding)."),
-        click.option("--audio-hop-size", "-t", type=float, default=0.1, show_default=True,
-                     help="Hop between 1-second windows, in seconds."),
-        click.option("--audio-batch-size", "-ab", type=int, default=32, show_default=True,
-                     help="Windows per network batch (memory grows with it)."),
-        click.option("--frontend", type=click.Choice(["kapre", "librosa"]), default="kapre",
-                     show_default=True, help="Spectrogram frontend (OpenL3's two)."),
+        click.option("--audio-hop-size", "-t", type=POSITIVE_FLOAT, default=DEFAULT_HOP_SIZE,
+                     show_default=True, help="Hop between 1-second windows, in seconds."),
+        click.option("--audio-batch-size", "-ab", type=POSITIVE_INT, default=DEFAULT_BATCH_SIZE,
+                     show_default=True, help="Windows per network batch (memory grows with it)."),
+        click.option("--frontend", "--audio-frontend", "-af", "frontend",
+                     type=click.Choice(FRONTENDS), default=FRONTENDS[0], show_default=True,
+                     help="Spectrogram frontend (OpenL3's two)."),
         click.option("--resampler", type=click.Choice(["kaiser_best", "soxr_hq", "soxr_vhq"]),
                      default="kaiser_best", show_default=True,
                      help="kaiser_best matches OpenL3 exactly; soxr_* are much faster."),
@@ -232,32 +316,35 @@ def _audio_options(func):
 
 def _image_options(func):
     options = [
-        click.option("--image-embedding-size", "-is", type=click.Choice(["8192", "512"]),
-                     default="8192", help="Image embedding size."),
-        click.option("--image-batch-size", "-ib", type=int, default=32, show_default=True,
-                     help="Images per network batch."),
+        click.option("--image-embedding-size", "-is",
+                     type=click.Choice([str(n) for n in IMAGE_EMBEDDING_SIZES]),
+                     default=str(IMAGE_EMBEDDING_SIZES[0]), show_default=True,
+                     help="Image embedding size."),
+        click.option("--image-batch-size", "-ib", type=POSITIVE_INT, default=DEFAULT_BATCH_SIZE,
+                     show_default=True, help="Images per network batch."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _load_audio_model(model_path, input_repr, embedding_size, frontend):
-    from . import models, weights
+def _load_audio_model(model_path, input_repr, content_type, embedding_size, frontend):
+    """The audio model of a command: ``--model`` (a name or a file), else OpenL3's for
+    ``--input-repr`` / ``--content-type``."""
+    from . import models
 
-    if model_path is None:
-        return models.load_audio_embedding_model(input_repr, "music", embedding_size, frontend)
-    if input_repr is None and weights.is_openl3_weight_file(model_path):
-        input_repr = "mel256"
+    if model_path is None:  # OpenL3's CLI defaults to mel256, also for the librosa frontend
+        return models.load_audio_embedding_model(input_repr or DEFAULT_INPUT_REPR, content_type,
+                                                 embedding_size, frontend)
     return models.load_audio_embedding_model_from_path(model_path, input_repr, embedding_size,
                                                        frontend)
 
 
-def _load_image_model(model_path, embedding_size):
+def _load_image_model(model_path, input_repr, content_type, embedding_size):
     from . import models
 
     if model_path is None:
-        return models.load_image_embedding_model(embedding_size=embedding_size)
+        return models.load_image_embedding_model(input_repr, content_type, embedding_size)
     return models.load_image_embedding_model_from_path(model_path, embedding_size)
 
 
@@ -317,9 +404,11 @@ def _fail_setup(exc):
 
 
 def _check_numbers(hop_size=None, batch_sizes=()):
-    if hop_size is not None and not hop_size > 0:
-        raise click.BadParameter(f"must be a positive number of seconds, got {hop_size}",
-                                 param_hint="--audio-hop-size")
+    from .framing import hop_length
+
+    if hop_size is not None and (not hop_size > 0 or hop_length(hop_size) < 1):
+        raise click.BadParameter(f"must be at least one sample at 48 kHz (1/48000 s), got "
+                                 f"{hop_size}", param_hint="--audio-hop-size")
     for name, value in batch_sizes:
         if value < 1:
             raise click.BadParameter(f"must be a positive integer, got {value}", param_hint=name)
@@ -327,7 +416,30 @@ def _check_numbers(hop_size=None, batch_sizes=()):
 
 # ---------------------------------------------------------------- commands
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The ``l3embed`` group: like any click group on the command line, but ``main()`` called
+    from Python returns after a successful command instead of raising ``SystemExit(0)``, as
+    OpenL3's ``cli.main()`` does. Failures still exit: 1 when a file failed, 2 for a usage or
+    set-up error."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            status = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        if isinstance(status, int) and status != 0:
+            sys.exit(status)
+        return None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="openl3lite")
 def main():
     """L3-Net embeddings of audio, images and video, and training of new L3-Net weights.
@@ -354,23 +466,25 @@ def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
     knows (also a video's sound track) are decoded by ffmpeg first.
     """
     from . import api
-    from .errors import OpenL3liteError
-    from .output import output_path, write_npz_atomic
+    from .output import output_path, provenance, write_npz_atomic
 
     _check_numbers(audio_hop_size, [("--audio-batch-size", audio_batch_size)])
     files, unmatched = expand_inputs(inputs, AUDIO_EXTENSIONS)
     try:
-        model = _load_audio_model(model_path, input_repr, int(audio_embedding_size), frontend)
+        model = _load_audio_model(model_path, input_repr, content_type,
+                                  int(audio_embedding_size), frontend)
     except OpenL3liteError as exc:
         _fail_setup(exc)
+    mode = "fast" if fast else "exact"
+    params = {"hop_size": audio_hop_size, "center": not no_audio_centering,
+              "resampler": resampler, "mode": mode}
 
     def process(path):
         embedding, timestamps = api.embed_audio_file(
             path, model, center=not no_audio_centering, hop_size=audio_hop_size,
-            batch_size=audio_batch_size, resampler=resampler, verbose=not quiet,
-            mode="fast" if fast else "exact")
+            batch_size=audio_batch_size, resampler=resampler, verbose=not quiet, mode=mode)
         write_npz_atomic(output_path(path, output_dir, suffix), embedding=embedding,
-                         timestamps=timestamps)
+                         timestamps=timestamps, **provenance(model, embedding, **params))
 
     _finish(run_job(files, lambda p: [output_path(p, output_dir, suffix)], process, overwrite,
                     quiet, unmatched))
@@ -379,13 +493,15 @@ def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @_common_output_options
-@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="Weights file (openl3lite or OpenL3 .h5). Default: the released "
-                                 "default model.")
-@click.option("--input-repr", "-i", type=click.Choice(["linear", "mel128", "mel256"]),
-              default=None, help="Kept for OpenL3 compatibility.")
-@click.option("--content-type", "-c", type=click.Choice(["music", "env"]), default="music",
-              help="Kept for OpenL3 compatibility.")
+@click.option("--model", "model_path", type=MODEL, default=None,
+              help="A model name (`l3embed models`) or a weights file (openl3lite or OpenL3 "
+                   ".h5). Default: OpenL3's image weights for --input-repr / --content-type.")
+@click.option("--input-repr", "-i", type=click.Choice(INPUT_REPRS), default=None,
+              help="Which OpenL3 image model by default (OpenL3 trained one per audio "
+                   "representation; mel256 if not given).")
+@click.option("--content-type", "-c", type=click.Choice(CONTENT_TYPES),
+              default=DEFAULT_CONTENT_TYPE, show_default=True,
+              help="Which OpenL3 image model by default.")
 @_image_options
 @_needs_backend
 def image(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
@@ -393,20 +509,20 @@ def image(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
     """Embed image files: INPUTS are files, folders (searched recursively) or glob patterns."""
     from . import api
     from . import image as image_io
-    from .errors import OpenL3liteError
-    from .output import output_path, write_npz_atomic
+    from .output import output_path, provenance, write_npz_atomic
 
-    _check_numbers(batch_sizes=[("--image-batch-size", image_batch_size)])
     files, unmatched = expand_inputs(inputs, IMAGE_EXTENSIONS)
     try:
-        model = _load_image_model(model_path, int(image_embedding_size))
+        model = _load_image_model(model_path, input_repr, content_type,
+                                  int(image_embedding_size))
     except OpenL3liteError as exc:
         _fail_setup(exc)
 
     def process(path):
         batch = image_io.as_image_batch(image_io.read_image(path), path)
         embedding = api.embed_images(batch, model, image_batch_size, False, path)
-        write_npz_atomic(output_path(path, output_dir, suffix), embedding=embedding)
+        write_npz_atomic(output_path(path, output_dir, suffix), embedding=embedding,
+                         **provenance(model, embedding))
 
     _finish(run_job(files, lambda p: [output_path(p, output_dir, suffix)], process, overwrite,
                     quiet, unmatched))
@@ -417,42 +533,45 @@ def image(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
 @_common_output_options
 @_audio_options
 @_image_options
-@click.option("--image-model", "image_model_path", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="Separate image weights file (OpenL3 ships audio and image "
-                                 "weights in separate files). Default: --model's file, or the "
-                                 "released default model.")
+@click.option("--image-model", "image_model_path", type=MODEL, default=None,
+              help="Separate image weights (OpenL3 ships audio and image weights in separate "
+                   "files): a model name or file. Default: --model's image part, or OpenL3's "
+                   "image weights for --input-repr / --content-type.")
 @_needs_backend
 def video(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
           audio_embedding_size, no_audio_centering, audio_hop_size, audio_batch_size, frontend,
           resampler, fast, image_embedding_size, image_batch_size, image_model_path):
     """Embed videos' audio tracks and frames: writes NAME_audio.npz and NAME_image.npz."""
     from . import api
-    from .errors import OpenL3liteError
-    from .output import output_path, write_npz_atomic
+    from .output import output_path
 
     _check_numbers(audio_hop_size, [("--audio-batch-size", audio_batch_size),
                                     ("--image-batch-size", image_batch_size)])
     files, unmatched = expand_inputs(inputs, VIDEO_EXTENSIONS)
     try:
-        audio_model = _load_audio_model(model_path, input_repr, int(audio_embedding_size),
-                                        frontend)
-        image_model = _load_image_model(image_model_path or model_path, int(image_embedding_size))
+        audio_model = _load_audio_model(model_path, input_repr, content_type,
+                                        int(audio_embedding_size), frontend)
+        image_model = _load_image_model(image_model_path or model_path, input_repr,
+                                        content_type, int(image_embedding_size))
     except OpenL3liteError as exc:
         _fail_setup(exc)
+    mode = "fast" if fast else "exact"
+    audio_params = {"hop_size": audio_hop_size, "center": not no_audio_centering,
+                    "resampler": "kaiser_best", "mode": mode}
 
     def outputs_of(path):
         return [output_path(path, output_dir, suffix, "audio"),
                 output_path(path, output_dir, suffix, "image")]
 
     def process(path):
+        audio_out, image_out = outputs_of(path)
         result = api.embed_video_file(path, audio_model, image_model, not no_audio_centering,
                                       audio_hop_size, audio_batch_size, image_batch_size,
-                                      verbose=not quiet, audio_mode="fast" if fast else "exact")
-        audio_out, image_out = outputs_of(path)
-        write_npz_atomic(audio_out, embedding=result["audio_embedding"],
-                         timestamps=result["audio_timestamps"])
-        write_npz_atomic(image_out, embedding=result["image_embedding"],
-                         timestamps=result["image_timestamps"])
+                                      verbose=not quiet, audio_mode=mode,
+                                      audio=overwrite or not os.path.exists(audio_out),
+                                      image=overwrite or not os.path.exists(image_out))
+        api.write_video_outputs(result, audio_out, image_out, audio_model, image_model,
+                                audio_params)
 
     _finish(run_job(files, outputs_of, process, overwrite, quiet, unmatched))
 
@@ -619,7 +738,7 @@ def export(run_dir, output, name, overwrite, bn_batches):
 @click.argument("labels")
 @click.option("--modality", type=click.Choice(["audio", "image"]), default="audio",
               show_default=True)
-@click.option("--model", "model_paths", multiple=True, type=click.Path(exists=True),
+@click.option("--model", "model_paths", multiple=True, type=MODEL,
               help="Weights file to evaluate (repeatable). Default: the released default model.")
 @click.option("--random-baseline/--no-random-baseline", default=True, show_default=True,
               help="Also evaluate the same network with random weights.")
@@ -772,9 +891,10 @@ def evaluate_avc(model_path, dataset_dir, pairs, batch_size, seed, random_baseli
 @click.option("--output-dir", "-o", required=True, type=click.Path(file_okay=False),
               help="Folder for NAME_localize.npz, the PNGs in NAME_localize/ and "
                    "NAME_localize.mp4.")
-@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="Model file written by `l3embed export` (audio, image and fusion "
-                                 "parts). Default: the released default model.")
+@click.option("--model", "model_path", type=MODEL, default=None,
+              help="A model with a fusion head: a file written by `l3embed export` (audio, "
+                   "image and fusion parts) or a shipped model's name. Default: the shipped "
+                   "demonstration model (OpenL3's published weights have no fusion head).")
 @click.option("--fps", type=float, default=1.0, show_default=True,
               help="Frames per second to localise (0: every frame).")
 @click.option("--png/--no-png", default=True, show_default=True,
@@ -795,8 +915,7 @@ def localize(videos, output_dir, model_path, fps, png, mp4, batch_size, overwrit
     frame against every time-frequency position of the audio's (a map over the spectrogram).
     """
     from . import localize as loc
-    from . import weights
-    from .errors import OpenL3liteError
+    from . import registry
 
     _check_numbers(batch_sizes=[("--batch-size", batch_size)])
     if fps < 0:
@@ -804,7 +923,10 @@ def localize(videos, output_dir, model_path, fps, png, mp4, batch_size, overwrit
                                  param_hint="--fps")
     files, unmatched = expand_inputs(videos, VIDEO_EXTENSIONS)
     try:
-        model = loc.load_avc_model(model_path or weights.released_model_path())
+        name = model_path or registry.demonstration_model_name()
+        if registry.is_model_name(name):
+            name = registry.part_file(name, "audio")
+        model = loc.load_avc_model(name)
     except OpenL3liteError as exc:
         _fail_setup(exc)
 
@@ -820,17 +942,220 @@ def localize(videos, output_dir, model_path, fps, png, mp4, batch_size, overwrit
 
 
 @main.command("models")
-def list_released_models():
-    """List the released models shipped with the package."""
-    from . import weights
+def list_models_command():
+    """List every model: the shipped ones and OpenL3's published weights, with whether each is
+    installed, its size, licence and what it is. OpenL3's are downloaded on first use or with
+    `l3embed download`."""
+    from . import hub, registry
 
-    registry = weights.load_registry()
-    if not registry.get("models"):
-        click.echo("no released models are installed")
-        return
-    for name, entry in registry["models"].items():
-        mark = " (default)" if name == registry.get("default") else ""
-        click.echo(f"{name}{mark}: {entry.get('description', entry['file'])}")
+    entries = registry.all_models()
+    default = registry.openl3_model_name()  # OpenL3's defaults: mel256, music
+    labels = {e.name: e.name + (" (default)" if e.name == default else "") for e in entries}
+    width = max(map(len, labels.values()))
+    for entry in entries:
+        state = "installed" if registry.is_installed(entry.name) else "not installed"
+        click.echo(f"{labels[entry.name]:<{width}}  {state:<13}  "
+                   f"{registry.size_text(entry.name):<30}  {entry.licence}")
+        click.echo(f"{'':<{width}}  {entry.description}")
+    click.echo(f"\nOpenL3's weights: {hub.licence_text()}")
+    click.echo(f"Weights cache: {hub.cache_dir() / 'openl3'} (set OPENL3LITE_HOME to move it)")
+
+
+@main.command()
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option("--from", "from_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              metavar="FILE",
+              help="Install this .h5.gz, downloaded by hand, instead of downloading it (checked "
+                   "against the same pinned git blob id). Needs a single NAME and --part "
+                   "unless the file name says which part it is.")
+@click.option("--part", type=click.Choice(["audio", "image"]), default=None,
+              help="With --from: which part of the model the file is (default: read off the "
+                   "file name, openl3_audio_... or openl3_image_...).")
+@click.option("--timeout", type=POSITIVE_FLOAT, default=60.0, show_default=True,
+              help="Seconds without data before a download is abandoned.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def download(names, from_file, part, timeout, quiet):
+    """Fetch OpenL3's published weights NAME... (e.g. openl3-mel256-music; `all` for every
+    one) into the cache, for machines that will run offline later. Each file is checked against
+    the git blob id OpenL3's repository pins before anything is installed."""
+    from . import hub, registry
+
+    entries = registry.all_models()
+    if "all" in names:
+        names = [e.name for e in entries if e.kind == "openl3"]
+    failed = 0
+    for name in names:
+        try:
+            entry = registry.get_model(name)
+            if entry.kind != "openl3":
+                click.echo(f"{name}: shipped with openl3lite, nothing to download")
+                continue
+            if from_file:
+                records = [_part_of_file(entry, from_file, part, len(names))]
+                path = hub.install_from_file(records[0], from_file)
+                click.echo(f"installed {path} (from {from_file})")
+                continue
+            for record in entry.parts.values():
+                already = hub.is_installed(record)
+                path = hub.fetch(record, progress=not quiet, timeout=timeout)
+                click.echo(f"{'already installed' if already else 'installed'}: {path}")
+        except OpenL3liteError as exc:
+            failed += 1
+            click.echo(f"error: {exc}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+def _part_of_file(entry, from_file, part, n_names):
+    if n_names != 1:
+        raise OpenL3liteError("--from installs one file: give a single model NAME")
+    if part is None:
+        base = os.path.basename(from_file)
+        part = next((m for m in entry.parts if f"_{m}_" in base), None)
+        if part is None:
+            raise OpenL3liteError(f"{from_file}: cannot tell from its name whether it is the "
+                                  f"audio or image part of {entry.name}; pass --part")
+    return entry.parts[part]
+
+
+# ---------------------------------------------------------------- OpenL3 0.4.2's CLI functions
+
+def get_file_list(input_list):
+    """OpenL3's input expansion: files (made absolute) and the files directly inside folders.
+
+    Parameters
+    ----------
+    input_list : iterable of str
+        Not a single string.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        If ``input_list`` is a string or not iterable.
+    OpenL3liteError
+        If an item is neither a file nor a folder.
+    """
+    if isinstance(input_list, str) or not isinstance(input_list, Iterable):
+        raise argparse.ArgumentTypeError("input_list must be iterable (and not a string)")
+    files = []
+    for item in input_list:
+        if os.path.isfile(item):
+            files.append(os.path.abspath(item))
+        elif os.path.isdir(item):
+            files.extend(path for path in (os.path.join(item, name) for name in os.listdir(item))
+                         if os.path.isfile(path))
+        else:
+            raise OpenL3liteError(f"could not find {item}")
+    return files
+
+
+def parse_args(args):
+    """Parse an OpenL3 command line (``MODALITY INPUTS... [options]``) into OpenL3's namespace.
+
+    The options are ``l3embed``'s (OpenL3's names and short forms among them); the result has
+    OpenL3's attribute names: ``modality``, ``inputs``, ``output_dir``, ``suffix``,
+    ``input_repr``, ``content_type``, ``audio_embedding_size``, ``no_audio_centering``,
+    ``audio_hop_size``, ``audio_batch_size``, ``image_embedding_size``, ``image_batch_size``,
+    ``audio_frontend``, ``overwrite``, ``quiet`` (and openl3lite's own options).
+
+    Raises
+    ------
+    SystemExit
+        With status 2 on a usage error, as argparse does.
+    """
+    args = list(args)
+    if not args or args[0] not in ("audio", "image", "video"):
+        click.echo("usage: l3embed {audio,image,video} INPUTS... [options]", err=True)
+        click.echo(f"error: the modality must be audio, image or video, got "
+                   f"{args[0] if args else 'nothing'}", err=True)
+        sys.exit(2)
+    command = main.commands[args[0]]
+    try:
+        ctx = command.make_context(args[0], args[1:], resilient_parsing=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    params = dict(ctx.params)
+    namespace = argparse.Namespace(
+        modality=args[0], inputs=list(params.pop("inputs")),
+        input_repr=params.pop("input_repr", None) or DEFAULT_INPUT_REPR,
+        audio_frontend=params.pop("frontend", FRONTENDS[0]),
+        audio_embedding_size=int(params.pop("audio_embedding_size", AUDIO_EMBEDDING_SIZES[0])),
+        image_embedding_size=int(params.pop("image_embedding_size", IMAGE_EMBEDDING_SIZES[0])),
+        no_audio_centering=params.pop("no_audio_centering", False),
+        audio_hop_size=params.pop("audio_hop_size", DEFAULT_HOP_SIZE),
+        audio_batch_size=params.pop("audio_batch_size", DEFAULT_BATCH_SIZE),
+        image_batch_size=params.pop("image_batch_size", DEFAULT_BATCH_SIZE),
+        content_type=params.pop("content_type", DEFAULT_CONTENT_TYPE))
+    for key, value in params.items():
+        setattr(namespace, key, value)
+    return namespace
+
+
+def run(modality, inputs, output_dir=None, suffix=None, input_repr=DEFAULT_INPUT_REPR,
+        content_type=DEFAULT_CONTENT_TYPE, audio_embedding_size=6144, audio_center=True,
+        audio_hop_size=DEFAULT_HOP_SIZE, audio_batch_size=DEFAULT_BATCH_SIZE,
+        image_embedding_size=8192, image_batch_size=DEFAULT_BATCH_SIZE, audio_frontend="kapre",
+        overwrite=False, verbose=False):
+    """OpenL3 0.4.2's ``cli.run``: embed files with OpenL3's model for ``input_repr`` and
+    ``content_type``, stopping at the first bad file (``l3embed`` itself keeps going).
+
+    Parameters
+    ----------
+    modality : str
+        ``audio``, ``image`` or ``video``.
+    inputs : str or iterable of str
+        A file, or files and folders (:func:`get_file_list`).
+    Other parameters as :func:`openl3lite.process_audio_file`,
+    :func:`openl3lite.process_image_file` and :func:`openl3lite.process_video_file`.
+
+    Raises
+    ------
+    OpenL3liteError
+        Invalid inputs or modality, or a bad file.
+    SystemExit
+        With status -1 when no file was found (OpenL3's behaviour), after saying so.
+    """
+    from . import api, models
+
+    if isinstance(inputs, str):
+        file_list = [inputs]
+    elif isinstance(inputs, Iterable):
+        file_list = get_file_list(inputs)
+    else:
+        raise OpenL3liteError(f"invalid input: {inputs!r}")
+    if not file_list:
+        print(f"openl3lite: No files found in {inputs}. Aborting.")
+        sys.exit(-1)
+    if modality not in ("audio", "image", "video"):
+        raise OpenL3liteError(f"invalid modality: {modality!r} (audio, image or video)")
+    common = {"output_dir": output_dir, "suffix": suffix, "overwrite": overwrite,
+              "verbose": verbose}
+    if modality in ("audio", "video"):
+        audio_model = models.load_audio_embedding_model(input_repr, content_type,
+                                                        audio_embedding_size, audio_frontend)
+    if modality in ("image", "video"):
+        image_model = models.load_image_embedding_model(input_repr, content_type,
+                                                        image_embedding_size)
+    if modality == "audio":
+        api.process_audio_file(file_list, model=audio_model, center=audio_center,
+                               hop_size=audio_hop_size, batch_size=audio_batch_size,
+                               frontend=audio_frontend, **common)
+    elif modality == "image":
+        api.process_image_file(file_list, model=image_model, batch_size=image_batch_size,
+                               **common)
+    else:
+        api.process_video_file(file_list, audio_model=audio_model, image_model=image_model,
+                               audio_center=audio_center, audio_hop_size=audio_hop_size,
+                               audio_batch_size=audio_batch_size,
+                               image_batch_size=image_batch_size, audio_frontend=audio_frontend,
+                               **common)
+    if verbose:
+        print("openl3lite: Done!")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,6 +20,10 @@ class OpenL3liteWarning(UserWarning):
     """Suspicious but usable input (all-zero audio or images, audio shorter than a window)."""
 
 
+#: Alias so code written for OpenL3 (``pytest.warns(openl3.OpenL3Warning)``) keeps working.
+OpenL3Warning = OpenL3liteWarning
+
+
 def warn(message):
     """Emit an :class:`OpenL3liteWarning` attributed to the caller of the public function.
 

@@ -329,7 +329,7 @@ def check_mode(mode):
 def audio_trunk(model):
     """The trunk of an openl3lite audio model, or OpenL3liteError for a bare Keras model."""
     try:
-        return model.keras_model.get_layer("audio_trunk")
+        return model.get_layer("audio_trunk")
     except ValueError:
         raise OpenL3liteError("mode='fast' needs an openl3lite audio model (one with an "
                               "'audio_trunk' sub-model); use mode='exact' for this model") from None

@@ -10,10 +10,7 @@ import math
 
 import numpy as np
 
-from .audio import TARGET_SR
-
-#: Window length in samples at 48 kHz (one second).
-WINDOW_LEN = TARGET_SR
+from .facts import TARGET_SR, WINDOW_LEN  # noqa: F401 (re-exported)
 
 
 def hop_length(hop_size):

@@ -22,11 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .audio import TARGET_SR
-from .framing import WINDOW_LEN
-
-INPUT_REPRS = ("linear", "mel128", "mel256")
-FRONTENDS = ("kapre", "librosa")
+from .facts import FRONTENDS, INPUT_REPRS, TARGET_SR, WINDOW_LEN  # noqa: F401 (re-exported)
 
 HOP = 242
 _N_FFT = {"linear": 512, "mel128": 2048, "mel256": 2048}

@@ -24,6 +24,7 @@ Embeddings are taken before that BN and ReLU, as OpenL3 takes them.
 import keras
 from keras import layers
 
+from .facts import WINDOW_LEN
 from .frontend import INPUT_REPRS, Spectrogram, spectrogram_shape
 
 BLOCK_FILTERS = (64, 128, 256, 512)
@@ -195,8 +196,8 @@ def build_audio_embedding_model(input_repr="mel256", embedding_size=6144, width=
     width : float
         Width multiplier of the trunk.
     frontend : str
-        ``kapre``: the model takes (batch, 48000) float32 waveforms and computes the spectrogram
-        in-graph. ``librosa``: it takes (batch, n_freq, n_time, 1) spectrograms.
+        ``kapre``: the model takes (batch, 1, 48000) float32 waveforms (OpenL3's layout:
+        one channel of 48,000 samples) and computes the spectrogram in-graph. ``librosa``: it takes (batch, n_freq, n_time, 1) spectrograms.
     trunk : keras.Model, optional
         An existing trunk to share weights with (built fresh if None).
 
@@ -208,8 +209,9 @@ def build_audio_embedding_model(input_repr="mel256", embedding_size=6144, width=
     trunk = trunk if trunk is not None else build_audio_trunk(input_repr, width)
     spec_shape = spectrogram_shape(input_repr)
     if frontend == "kapre":
-        inputs = keras.Input((48000,), name="waveform")
-        spectrogram = Spectrogram(input_repr, name="spectrogram")(inputs)
+        inputs = keras.Input((1, WINDOW_LEN), name="waveform")
+        waveform = layers.Reshape((WINDOW_LEN,), name="mono")(inputs)
+        spectrogram = Spectrogram(input_repr, name="spectrogram")(waveform)
     else:
         inputs = keras.Input(spec_shape, name="spectrogram")
         spectrogram = inputs

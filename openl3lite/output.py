@@ -1,9 +1,65 @@
-"""Output file names (as OpenL3 names them) and atomic ``.npz`` writing."""
+"""Output file names (as OpenL3 names them), what each output records about how it was made,
+and atomic ``.npz`` writing."""
 
 import os
 import tempfile
 
 import numpy as np
+
+#: The keys every ``.npz`` output holds besides ``embedding`` and ``timestamps``.
+PROVENANCE_KEYS = ("model", "weights_sha256", "openl3lite_version", "embedding_size",
+                   "input_repr", "content_type", "frontend", "hop_size", "center", "resampler",
+                   "mode")
+
+
+def provenance(model, embedding, **params):
+    """What made an embedding, as arrays an ``.npz`` holds without pickling.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The embedding model (its metadata, where it has any, gives the name, weights' sha256,
+        input representation, content type and frontend).
+    embedding : np.ndarray, shape (T, D)
+    **params
+        Audio parameters that shape the embedding: ``hop_size`` (s), ``center``,
+        ``resampler``, ``mode``.
+
+    Returns
+    -------
+    dict of str -> np.ndarray
+        0-d arrays: strings as numpy unicode, numbers as float64 / int64 / bool. Keys of
+        :data:`PROVENANCE_KEYS` that do not apply (audio parameters of an image output) are
+        left out.
+    """
+    from . import __version__
+    from .models import model_info
+
+    record = dict(model_info(model), openl3lite_version=__version__,
+                  embedding_size=int(np.shape(embedding)[-1]), **params)
+    return {key: np.asarray(record[key]) for key in PROVENANCE_KEYS if key in record}
+
+
+def get_output_path(filepath, suffix, output_dir=None):
+    """OpenL3 0.4.2's output naming: ``<basename>_<suffix>``, or ``<basename><suffix>`` when
+    ``suffix`` starts with a dot, in ``output_dir`` (the input's folder if None).
+
+    Parameters
+    ----------
+    filepath : str or os.PathLike
+    suffix : str
+        e.g. ``"audio.npz"`` -> ``x_audio.npz``; ``".npz"`` -> ``x.npz``.
+    output_dir : str, optional
+
+    Returns
+    -------
+    str
+    """
+    filepath = os.fspath(filepath)
+    base = os.path.splitext(os.path.basename(filepath))[0]
+    folder = output_dir if output_dir else os.path.dirname(filepath)
+    name = base + suffix if suffix.startswith(".") else f"{base}_{suffix}"
+    return os.path.join(folder, name)
 
 
 def output_path(input_path, output_dir=None, suffix=None, modality=None):
@@ -24,11 +80,8 @@ def output_path(input_path, output_dir=None, suffix=None, modality=None):
     -------
     str
     """
-    input_path = os.fspath(input_path)
-    base = os.path.splitext(os.path.basename(input_path))[0]
-    parts = [base] + [p for p in (modality, suffix) if p]
-    folder = output_dir if output_dir else os.path.dirname(input_path)
-    return os.path.join(folder, "_".join(parts) + ".npz")
+    tag = "_".join(p for p in (modality, suffix) if p)
+    return get_output_path(input_path, f"{tag}.npz" if tag else ".npz", output_dir)
 
 
 def write_npz_atomic(path, **arrays):
@@ -49,6 +102,7 @@ def write_npz_atomic(path, **arrays):
     os.makedirs(folder, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
     try:
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp's 0600 would hide it from others
         with os.fdopen(handle, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -58,3 +112,9 @@ def write_npz_atomic(path, **arrays):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,5 +1,5 @@
-"""Weight files: OpenL3's legacy Keras HDF5 files, our own model files, and the registry of the
-models shipped in ``models/``.
+"""Weight files: OpenL3's legacy Keras HDF5 files and our own model files (the named models
+that use them are in :mod:`openl3lite.registry`).
 
 Our model file is one HDF5 file holding any of the parts ``audio`` (audio trunk), ``image``
 (image trunk) and ``fusion`` (AVC head), each as ``<part>/<layer name>/<index>`` datasets, and
@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from importlib import resources
 
 import numpy as np
 
@@ -47,6 +46,9 @@ class ModelMetadata:
         OpenL3's ``music`` / ``env``, or None for our models.
     extra : dict
         Anything else (training details), kept as is.
+    sha256 : str or None
+        SHA-256 of the weights file the model was loaded from (set when loading; not stored in
+        the file itself).
     """
 
     name: str = "openl3"
@@ -57,17 +59,25 @@ class ModelMetadata:
     image_scaling: str = "openl3"
     content_type: str = None
     extra: dict = field(default_factory=dict)
+    sha256: str = None
+
+    def to_dict(self):
+        """The fields as a JSON-compatible dict."""
+        return asdict(self)
 
     def to_json(self):
         """Serialise to a JSON string."""
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
+    def from_dict(cls, data):
+        """Build from :meth:`to_dict`'s dict, ignoring unknown keys."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    @classmethod
     def from_json(cls, text):
         """Parse what :meth:`to_json` wrote, ignoring unknown keys."""
-        data = json.loads(text)
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        return cls.from_dict(json.loads(text))
 
 
 def _h5py():
@@ -358,66 +368,3 @@ def sha256_of(path):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _registry_dir():
-    """Folder of the released models: the installed ``openl3lite.released_models`` package
-    (``models/`` in the source tree), or ``models/`` beside the package in a bare checkout."""
-    try:
-        return resources.files("openl3lite.released_models")
-    except (ModuleNotFoundError, TypeError):
-        from pathlib import Path
-
-        return Path(__file__).resolve().parents[1] / "models"
-
-
-def load_registry():
-    """The registry of released models (``models/registry.json``).
-
-    Returns
-    -------
-    dict
-        ``{"default": name or None, "models": {name: {"file", "sha256", "card", ...}}}``.
-    """
-    try:
-        text = (_registry_dir() / "registry.json").read_text()
-    except FileNotFoundError:
-        return {"default": None, "models": {}}
-    return json.loads(text)
-
-
-def released_model_path(name=None):
-    """Path of a released model file, its checksum verified.
-
-    Parameters
-    ----------
-    name : str, optional
-        Registered model name; the registry's default if None.
-
-    Returns
-    -------
-    str
-
-    Raises
-    ------
-    OpenL3liteError
-        If no model is released under that name, or its file is missing or corrupt.
-    """
-    registry = load_registry()
-    name = name or registry.get("default")
-    if not name:
-        raise OpenL3liteError(
-            "no released openl3lite weights are installed; pass a weights file instead, e.g. "
-            "model=openl3lite.load_audio_embedding_model_from_path(PATH, input_repr, "
-            "embedding_size) or `l3embed audio --model PATH`")
-    entry = registry["models"].get(name)
-    if entry is None:
-        known = ", ".join(sorted(registry["models"])) or "none"
-        raise OpenL3liteError(f"unknown model {name!r} (released models: {known})")
-    path = os.fspath(_registry_dir() / entry["file"])
-    if not os.path.exists(path):
-        raise OpenL3liteError(f"released model {name!r}: file {path} is missing")
-    if sha256_of(path) != entry["sha256"]:
-        raise OpenL3liteError(f"released model {name!r}: {path} fails its sha256 check "
-                              "(corrupt or modified file)")
-    return path

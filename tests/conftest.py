@@ -1,7 +1,10 @@
 """Shared fixtures: the ``../shared`` reference data and OpenL3-format models built once."""
 
+import hashlib
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -12,6 +15,43 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FIXTURES = SHARED / "fixtures" / "openl3"
 FSDD = SHARED / "data" / "fsdd"
+
+
+def install_as_openl3_weights(home, audio_file, image_file):
+    """Fill a weights cache so that every ``openl3-*`` model is "installed" with the given
+    files (the fixtures' random weights in OpenL3's format): what a cache holds after
+    ``l3embed download``, as :mod:`openl3lite.hub` records it."""
+    from openl3lite import hub
+
+    saved = os.environ.get("OPENL3LITE_HOME")
+    os.environ["OPENL3LITE_HOME"] = str(home)
+    try:
+        for entry in hub.weight_files():
+            source = audio_file if entry["modality"] == "audio" else image_file
+            target = hub.installed_path(entry)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            record = {"file": entry["file"], "decompressed_name": entry["decompressed_name"],
+                      "git_blob_sha1": entry["git_blob_sha1"],
+                      "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+                      "size": target.stat().st_size, "source": f"from file {source}"}
+            target.with_name(target.name + ".json").write_text(json.dumps(record))
+    finally:
+        if saved is None:
+            os.environ.pop("OPENL3LITE_HOME", None)
+        else:
+            os.environ["OPENL3LITE_HOME"] = saved
+
+
+# The suite never touches the network, nor the user's weights cache: OpenL3's model names
+# resolve to the fixtures' random-weight files in OpenL3's format, installed in a private cache
+# (child processes inherit both variables).
+TEST_HOME = Path(tempfile.mkdtemp(prefix="openl3lite-test-home-"))
+os.environ["OPENL3LITE_HOME"] = str(TEST_HOME)
+os.environ["OPENL3LITE_OFFLINE"] = "1"
+if FIXTURES.exists():
+    install_as_openl3_weights(TEST_HOME, FIXTURES / "openl3_audio_random.h5",
+                              FIXTURES / "openl3_image_random.h5")
 
 
 def require(path):

@@ -351,12 +351,26 @@ def test_symmetric_scaling_is_consistent_across_sizes():
     assert np.abs(a - b).mean() < 0.02
 
 
-def test_default_model_missing_is_a_clear_error(monkeypatch):
-    from openl3lite import weights
+def test_default_model_not_downloaded_offline_is_a_clear_error(monkeypatch, tmp_path):
+    """No model given: OpenL3's weights for the requested representation. Offline with an
+    empty cache, the error names the file, where to get it and how to install it, and nothing
+    is written to the cache."""
+    from openl3lite import models
 
-    monkeypatch.setattr(weights, "load_registry", lambda: {"default": None, "models": {}})
-    with pytest.raises(openl3lite.OpenL3liteError, match="no released openl3lite weights"):
-        openl3lite.get_audio_embedding(_tone(1, 16000), 16000, verbose=False)
+    monkeypatch.setenv("OPENL3LITE_HOME", str(tmp_path))
+    monkeypatch.setenv("OPENL3LITE_OFFLINE", "1")
+    models._shared_audio_model.cache_clear()
+    try:
+        with pytest.raises(openl3lite.OpenL3liteError) as info:
+            openl3lite.get_audio_embedding(_tone(1, 16000), 16000, input_repr="linear",
+                                           content_type="env", verbose=False)
+    finally:
+        models._shared_audio_model.cache_clear()
+    message = str(info.value)
+    assert "openl3_audio_linear_env-v0_4_0.h5.gz" in message
+    assert "https://github.com/marl/openl3/raw/models/openl3_audio_linear_env" in message
+    assert "l3embed download openl3-linear-env --from" in message
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
 
 
 def test_several_models_do_not_trigger_tensorflow_retracing_warnings():

@@ -147,7 +147,7 @@ def test_python_m_openl3lite_runs_the_cli():
     done = subprocess.run([sys.executable, "-m", "openl3lite", "models"], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "(default)" in done.stdout
+    assert "openl3-mel256-music (default)" in done.stdout
     usage = subprocess.run([sys.executable, "-m", "openl3lite", "audio"], capture_output=True,
                            text=True, timeout=120)
     assert usage.returncode == 2 and "Usage: l3embed audio" in usage.stderr

@@ -1,5 +1,5 @@
-"""The released weights in ``models/``: registry, checksums, model cards, and that ``model=None``
-(the API) and no ``--model`` (the CLI) use them."""
+"""Named models: the shipped demonstration model (registry, checksums, model card) and OpenL3's
+weights as the default when no model is given (the API's ``model=None``, the CLI without ``--model``)."""
 
 import os
 import shutil
@@ -13,57 +13,88 @@ import soundfile as sf
 from PIL import Image
 
 import openl3lite
-from openl3lite import weights
+from openl3lite import registry, weights
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "data"
 
 
 def test_registry_entries_exist_match_their_checksums_and_have_cards():
-    registry = weights.load_registry()
-    assert registry["default"] in registry["models"]
-    for name, entry in registry["models"].items():
+    shipped = registry.load_shipped_registry()
+    assert shipped["default"] in shipped["models"]
+    for name, entry in shipped["models"].items():
         path = REPO / "models" / entry["file"]
         assert weights.sha256_of(path) == entry["sha256"], name
         card = (REPO / "models" / entry["card"]).read_text()
         assert name in card and "CC BY-SA 4.0" in card
         metadata = weights.read_model_metadata(str(path))
-        assert metadata.name == name
+        assert metadata.name == name and metadata.input_repr == entry["input_repr"]
         assert metadata.image_scaling == "symmetric"
         assert f"width {metadata.width:g}" in card.replace("width multiplier", "width")
-    assert openl3lite.list_models()[0] == registry["default"]
+    names = openl3lite.list_models()
+    assert names[0] == shipped["default"]
+    assert [n for n in names if n.startswith("openl3-")] == [
+        f"openl3-{r}-{c}" for r in ("linear", "mel128", "mel256") for c in ("music", "env")]
 
 
-def test_default_model_embeds_real_audio_and_images():
-    audio, sr = sf.read(EXAMPLES / "3_theo_7.wav")
-    emb, ts = openl3lite.get_audio_embedding(audio, sr, verbose=False)
-    assert emb.shape == (len(ts), 6144) and emb.dtype == np.float32
-    assert np.all(np.isfinite(emb)) and emb.std() > 0
-    emb512, ts512 = openl3lite.get_audio_embedding(audio, sr, embedding_size=512, verbose=False)
-    np.testing.assert_array_equal(ts, ts512)
-    assert emb512.shape == (len(ts), 512)
+def test_default_model_is_openl3s_weights(fixtures_dir):
+    """No model: OpenL3's weights for mel256 / music (here the suite's cache holds the fixtures'
+    random weights under OpenL3's names), giving exactly what the same file loaded explicitly
+    gives, and OpenL3's own recorded output."""
+    audio, sr = sf.read(fixtures_dir / "inputs" / "audio" / "chirp_44k.wav")
+    default, ts = openl3lite.get_audio_embedding(audio, sr, embedding_size=512, verbose=False)
+    explicit = openl3lite.load_audio_embedding_model_from_path(
+        fixtures_dir / "openl3_audio_random.h5", "mel256", 512)
+    expected, expected_ts = openl3lite.get_audio_embedding(audio, sr, model=explicit,
+                                                           verbose=False)
+    np.testing.assert_array_equal(default, expected)
+    np.testing.assert_array_equal(ts, expected_ts)
+    model = openl3lite.models.load_audio_embedding_model()
+    assert model.metadata.name == "openl3-mel256-music" and model.input_repr == "mel256"
+    assert model.metadata.sha256 == weights.sha256_of(fixtures_dir / "openl3_audio_random.h5")
     image = np.asarray(Image.open(EXAMPLES / "avdigits_frame.png").convert("RGB"))
-    image_emb = openl3lite.get_image_embedding(image, verbose=False)
-    assert image_emb.shape == (1, 8192) and np.all(np.isfinite(image_emb))
+    explicit_image = openl3lite.load_image_embedding_model_from_path(
+        fixtures_dir / "openl3_image_random.h5", 512)
+    np.testing.assert_array_equal(
+        openl3lite.get_image_embedding(image, embedding_size=512, verbose=False),
+        openl3lite.get_image_embedding(image, model=explicit_image, verbose=False))
+
+
+def test_demonstration_model_by_name_is_the_shipped_file():
+    audio, sr = sf.read(EXAMPLES / "3_theo_7.wav")
+    name = registry.demonstration_model_name()
+    by_name, _ = openl3lite.get_audio_embedding(audio, sr, model=name, embedding_size=512,
+                                                verbose=False)
+    path = REPO / "models" / registry.load_shipped_registry()["models"][name]["file"]
+    explicit = openl3lite.load_audio_embedding_model_from_path(path, None, 512)
+    expected, _ = openl3lite.get_audio_embedding(audio, sr, model=explicit, verbose=False)
+    np.testing.assert_array_equal(by_name, expected)
+    assert explicit.metadata.name == name and explicit.input_repr == "mel128"
 
 
 def test_tampered_release_fails_its_checksum(tmp_path, monkeypatch):
-    registry = weights.load_registry()
-    entry = registry["models"][registry["default"]]
+    shipped = registry.load_shipped_registry()
+    entry = shipped["models"][shipped["default"]]
     shutil.copy(REPO / "models" / "registry.json", tmp_path / "registry.json")
     data = bytearray((REPO / "models" / entry["file"]).read_bytes())
     data[-100] ^= 0xFF
     (tmp_path / entry["file"]).write_bytes(bytes(data))
-    monkeypatch.setattr(weights, "_registry_dir", lambda: tmp_path)
-    with pytest.raises(openl3lite.OpenL3liteError, match="sha256"):
-        weights.released_model_path()
+    monkeypatch.setattr(registry, "shipped_dir", lambda: tmp_path)
+    registry._checked_shipped_file.cache_clear()
+    try:
+        with pytest.raises(openl3lite.OpenL3liteError, match="sha256"):
+            registry.part_file(shipped["default"], "audio")
+    finally:
+        registry._checked_shipped_file.cache_clear()
 
 
 @pytest.mark.parametrize("user_level", [None, "", "3"])
-def test_cli_uses_the_default_model(tmp_path, user_level):
-    """... and a quiet run prints only its warnings about inputs on standard error: no
-    TensorFlow start-up lines (written from C++ before TF_CPP_MIN_LOG_LEVEL applies), whether
-    the user left TF_CPP_MIN_LOG_LEVEL unset (or empty) or set it to 3 to quieten TensorFlow."""
+def test_cli_uses_the_default_model(tmp_path, user_level, fixtures_dir):
+    """No --model: OpenL3's weights (here the fixtures' random ones under OpenL3's names),
+    the same embeddings as the file given explicitly. A quiet run prints only its warnings
+    about inputs on standard error: no TensorFlow start-up lines (written from C++ before
+    TF_CPP_MIN_LOG_LEVEL applies), whether the user left TF_CPP_MIN_LOG_LEVEL unset (or empty)
+    or set it to 3 to quieten TensorFlow."""
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     if user_level is not None:
@@ -73,12 +104,17 @@ def test_cli_uses_the_default_model(tmp_path, user_level):
                           timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stderr.splitlines()
-    assert lines and all(line.startswith("warning: ") for line in lines), lines  # short clips
+    assert all(line.startswith("warning: ") for line in lines), lines
     written = sorted(p.name for p in out.iterdir())
     assert written == sorted(p.stem + ".npz" for p in EXAMPLES.glob("*.wav"))
-    with np.load(out / "0_theo_25.npz") as data:
-        assert data["embedding"].shape[1] == 512
-        assert len(data["timestamps"]) == len(data["embedding"])
+    if user_level is None:
+        explicit = openl3lite.load_audio_embedding_model_from_path(
+            fixtures_dir / "openl3_audio_random.h5", "mel256", 512)
+        audio, sr = sf.read(EXAMPLES / "0_theo_25.wav")
+        expected, _ = openl3lite.get_audio_embedding(audio, sr, model=explicit, verbose=False)
+        with np.load(out / "0_theo_25.npz") as data:
+            np.testing.assert_allclose(data["embedding"], expected, rtol=1e-5, atol=1e-5)
+            assert str(data["model"]) == "openl3-mel256-music"
 
 
 def test_python_api_leaves_out_tensorflows_error_level_start_up_lines():

@@ -158,8 +158,8 @@ def verify_export(path, model, seed=0):
     audio_model = load_audio_embedding_model_from_path(path, embedding_size=512)
     image_model = load_image_embedding_model_from_path(path, embedding_size=512)
     loaded = {
-        "audio embedding": audio_model.keras_model(waveform),
-        "image embedding": image_model.keras_model(image),
+        "audio embedding": audio_model(waveform[:, None, :]),
+        "image embedding": image_model(image),
         "image features": image_model.trunk(image),
     }
     for key, expected in trained.items():
