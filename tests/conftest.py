@@ -1,5 +1,6 @@
 """Shared fixtures: the ``../shared`` reference data and OpenL3-format models built once."""
 
+import atexit
 import hashlib
 import json
 import os
@@ -47,6 +48,7 @@ def install_as_openl3_weights(home, audio_file, image_file):
 # resolve to the fixtures' random-weight files in OpenL3's format, installed in a private cache
 # (child processes inherit both variables).
 TEST_HOME = Path(tempfile.mkdtemp(prefix="openl3lite-test-home-"))
+atexit.register(shutil.rmtree, TEST_HOME, True)
 os.environ["OPENL3LITE_HOME"] = str(TEST_HOME)
 os.environ["OPENL3LITE_OFFLINE"] = "1"
 if FIXTURES.exists():
