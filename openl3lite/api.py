@@ -16,7 +16,7 @@ from .errors import OpenL3liteError, OpenL3liteWarning, warn
 from .facts import DEFAULT_BATCH_SIZE
 from .frontend import FRONTENDS, INPUT_REPRS, librosa_spectrogram
 from .models import CONTENT_TYPES, as_audio_model, as_image_model, check_choice, waveform_batch
-from .output import get_output_path, output_path, provenance, write_npz_atomic  # noqa: F401
+from .output import output_path, provenance, write_npz_atomic
 
 #: Samples of an in-memory signal handed to the resampler at a time.
 _ARRAY_BLOCK = audio_io.DEFAULT_BLOCK_FRAMES
@@ -55,6 +55,16 @@ def _file_list(filepath):
     raise OpenL3liteError(f"filepath should be a path or a list of paths, but got {filepath!r}")
 
 
+def _check_framing(hop_size, center):
+    """The window grid's parameters: a hop of at least one sample at 48 kHz, a boolean
+    ``center``."""
+    _check_positive_number("hop_size", hop_size)
+    if framing.hop_length(hop_size) < 1:
+        raise OpenL3liteError(f"invalid hop_size {hop_size!r}: shorter than one sample at 48 kHz")
+    if not isinstance(center, (bool, np.bool_)):
+        raise OpenL3liteError(f"invalid center {center!r}: must be True or False")
+
+
 def _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
                          frontend, center, resampler, mode="exact", verbose=True):
     if input_repr is not None:
@@ -62,15 +72,11 @@ def _check_audio_options(input_repr, content_type, embedding_size, hop_size, bat
     check_choice("content_type", content_type, CONTENT_TYPES)
     if isinstance(embedding_size, bool) or embedding_size not in (6144, 512):
         raise OpenL3liteError(f"invalid embedding_size {embedding_size!r}: must be 6144 or 512")
-    _check_positive_number("hop_size", hop_size)
-    if framing.hop_length(hop_size) < 1:
-        raise OpenL3liteError(f"invalid hop_size {hop_size!r}: shorter than one sample at 48 kHz")
+    _check_framing(hop_size, center)
     _check_positive_int("batch_size", batch_size)
     check_choice("frontend", frontend, FRONTENDS)
     check_choice("resampler", resampler, audio_io.RESAMPLERS)
     fast.check_mode(mode)
-    if not isinstance(center, (bool, np.bool_)):
-        raise OpenL3liteError(f"invalid center {center!r}: must be True or False")
     _check_verbose(verbose)
 
 
@@ -411,13 +417,9 @@ def preprocess_audio(audio, sr, hop_size=0.1, input_repr=None, center=True):
         (n_windows, 1, 48000) waveforms, or (n_windows, n_freq, n_time, 1) dB spectrograms.
         Either feeds ``model.predict`` of the matching model.
     """
-    _check_positive_number("hop_size", hop_size)
-    if framing.hop_length(hop_size) < 1:
-        raise OpenL3liteError(f"invalid hop_size {hop_size!r}: shorter than one sample at 48 kHz")
+    _check_framing(hop_size, center)
     if input_repr is not None:
         check_choice("input_repr", input_repr, INPUT_REPRS)
-    if not isinstance(center, (bool, np.bool_)):
-        raise OpenL3liteError(f"invalid center {center!r}: must be True or False")
     mono, sr = _check_audio_array(audio, sr, "audio")
     _warn_audio_content(not np.any(mono), len(mono), sr, "audio")
     n_samples = audio_io.resampled_length(len(mono), sr)
@@ -638,18 +640,16 @@ def embed_video_file(filepath, audio_model, image_model, center=True, hop_size=0
     openl3_scaling = image_model.image_scaling == "openl3"
     size, rate = ({"size": (256, 256)}, int(fps)) if openl3_scaling else ({"short_side": 256}, fps)
 
-    def frames(check_cut_short=False):  # checked once: with the audio, or on the first pass
+    def frames(check_cut_short):
         return (frame for _, frame in video.iter_video_frames(
             path, fps=fps, check_cut_short=check_cut_short, **size))
 
+    check = not audio  # the cut-short check runs once: with the sound, else on the first pass
     peak = None
     if openl3_scaling:
-        peak = _openl3_peak_of_stream(frames(check_cut_short=not audio), image_batch_size)
-        first_pass_checked = True
-    else:
-        first_pass_checked = audio
-    image_emb = embed_frames(frames(check_cut_short=not first_pass_checked), image_model,
-                             image_batch_size, verbose, path, peak)
+        peak = _openl3_peak_of_stream(frames(check), image_batch_size)
+        check = False
+    image_emb = embed_frames(frames(check), image_model, image_batch_size, verbose, path, peak)
     result["image_embedding"] = image_emb
     result["image_timestamps"] = np.arange(len(image_emb)) / rate
     return result

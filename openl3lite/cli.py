@@ -468,7 +468,7 @@ def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
     from . import api
     from .output import output_path, provenance, write_npz_atomic
 
-    _check_numbers(audio_hop_size, [("--audio-batch-size", audio_batch_size)])
+    _check_numbers(audio_hop_size)  # batch sizes: POSITIVE_INT when parsed
     files, unmatched = expand_inputs(inputs, AUDIO_EXTENSIONS)
     try:
         model = _load_audio_model(model_path, input_repr, content_type,
@@ -545,8 +545,7 @@ def video(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
     from . import api
     from .output import output_path
 
-    _check_numbers(audio_hop_size, [("--audio-batch-size", audio_batch_size),
-                                    ("--image-batch-size", image_batch_size)])
+    _check_numbers(audio_hop_size)
     files, unmatched = expand_inputs(inputs, VIDEO_EXTENSIONS)
     try:
         audio_model = _load_audio_model(model_path, input_repr, content_type,

@@ -227,14 +227,16 @@ def _openl3_file_facts(path):
 
 
 def _resolve_path(model_path, modality):
-    """(path, name) for a weights file or a model name."""
+    """(path, name, sha256) for a weights file or a model name; a named model's file was just
+    verified against its recorded sha256, which is not computed again."""
     if registry.is_model_name(model_path):
-        return registry.part_file(model_path, modality), model_path
+        path = registry.part_file(model_path, modality)
+        return path, model_path, registry.part_sha256(model_path, modality)
     path = os.fspath(model_path)
     if not os.path.exists(path):
         raise OpenL3liteError(f"{path}: weight file not found (and not a model name; "
                               "`l3embed models` lists the names)")
-    return path, os.path.basename(path)
+    return path, os.path.basename(path), weights.sha256_of(path)
 
 
 def load_audio_embedding_model_from_path(model_path, input_repr=None, embedding_size=6144,
@@ -264,7 +266,7 @@ def load_audio_embedding_model_from_path(model_path, input_repr=None, embedding_
         check_choice("input_repr", input_repr, INPUT_REPRS)
     check_choice("frontend", frontend, FRONTENDS)
     _check_embedding_size("audio", embedding_size)
-    path, name = _resolve_path(model_path, "audio")
+    path, name, sha256 = _resolve_path(model_path, "audio")
     if weights.is_openl3_weight_file(path):
         file_repr, content_type = _openl3_file_facts(path)
         if registry.is_model_name(model_path):
@@ -278,7 +280,7 @@ def load_audio_embedding_model_from_path(model_path, input_repr=None, embedding_
             input_repr = file_repr or DEFAULT_INPUT_REPR
         metadata = ModelMetadata(name=name, input_repr=input_repr, frontend=frontend,
                                  image_scaling="openl3", content_type=content_type,
-                                 sha256=weights.sha256_of(path))
+                                 sha256=sha256)
         return build_audio_model(metadata, embedding_size, frontend,
                                  weights.read_openl3_weights(path), path)
     metadata, parts = weights.read_model_file(path)
@@ -287,7 +289,7 @@ def load_audio_embedding_model_from_path(model_path, input_repr=None, embedding_
     if input_repr is not None and input_repr != metadata.input_repr:
         raise OpenL3liteError(f"{path}: these weights were trained on {metadata.input_repr!r} "
                               f"spectrograms, not {input_repr!r}")
-    metadata.sha256 = weights.sha256_of(path)
+    metadata.sha256 = sha256
     return build_audio_model(metadata, embedding_size, frontend, parts["audio"], path)
 
 
@@ -305,18 +307,18 @@ def load_image_embedding_model_from_path(model_path, embedding_size=8192):
     ImageEmbeddingModel
     """
     _check_embedding_size("image", embedding_size)
-    path, name = _resolve_path(model_path, "image")
+    path, name, sha256 = _resolve_path(model_path, "image")
     if weights.is_openl3_weight_file(path):
         file_repr, content_type = _openl3_file_facts(path)
         metadata = ModelMetadata(name=name, input_repr=file_repr or DEFAULT_INPUT_REPR,
                                  image_scaling="openl3", content_type=content_type,
-                                 sha256=weights.sha256_of(path))
+                                 sha256=sha256)
         return build_image_model(metadata, embedding_size, weights.read_openl3_weights(path),
                                  path)
     metadata, parts = weights.read_model_file(path)
     if "image" not in parts:
         raise OpenL3liteError(f"{path}: holds no image network")
-    metadata.sha256 = weights.sha256_of(path)
+    metadata.sha256 = sha256
     return build_image_model(metadata, embedding_size, parts["image"], path)
 
 
@@ -354,8 +356,7 @@ def get_audio_embedding_model_path(input_repr, content_type):
     str
         ``.../openl3_audio_<input_repr>_<content_type>.h5``.
     """
-    _check_model_choice(input_repr, content_type, None)
-    return registry.part_file(registry.openl3_model_name(input_repr, content_type), "audio")
+    return _openl3_part_file(input_repr, content_type, "audio")
 
 
 def get_image_embedding_model_path(input_repr, content_type):
@@ -366,8 +367,12 @@ def get_image_embedding_model_path(input_repr, content_type):
     str
         ``.../openl3_image_<input_repr>_<content_type>.h5``.
     """
+    return _openl3_part_file(input_repr, content_type, "image")
+
+
+def _openl3_part_file(input_repr, content_type, modality):
     _check_model_choice(input_repr, content_type, None)
-    return registry.part_file(registry.openl3_model_name(input_repr, content_type), "image")
+    return registry.part_file(registry.openl3_model_name(input_repr, content_type), modality)
 
 
 def _named_audio_model(name, input_repr, embedding_size, frontend):
@@ -474,8 +479,9 @@ def random_image_model(embedding_size=8192, width=1.0, seed=0):
 
 # ---------------------------------------------------------------- the API's model argument
 
-def _model_from_argument(model, modality):
-    """A model name or weights-file path given where a model is expected, loaded."""
+def _model_from_argument(model):
+    """A model name or weights-file path given where a model is expected; refused if it is
+    neither."""
     if registry.is_model_name(model) or os.path.isfile(os.fspath(model)):
         return model
     raise OpenL3liteError(f"invalid model {model!r}: not a model, a model name or a weights "
@@ -506,7 +512,7 @@ def as_audio_model(model, input_repr=None, embedding_size=6144, frontend="kapre"
         name = default_model_name(input_repr, content_type, frontend)
         return _shared_audio_model(name, embedding_size, frontend)
     if isinstance(model, (str, os.PathLike)):
-        name_or_path = _model_from_argument(model, "audio")
+        name_or_path = _model_from_argument(model)
         if registry.is_model_name(name_or_path):
             return _shared_audio_model(name_or_path, embedding_size, frontend)
         return load_audio_embedding_model_from_path(name_or_path, input_repr, embedding_size,
@@ -560,7 +566,7 @@ def as_image_model(model, embedding_size=8192, input_repr=None,
     if model is None:
         return _shared_image_model(default_model_name(input_repr, content_type), embedding_size)
     if isinstance(model, (str, os.PathLike)):
-        name_or_path = _model_from_argument(model, "image")
+        name_or_path = _model_from_argument(model)
         if registry.is_model_name(name_or_path):
             return _shared_image_model(name_or_path, embedding_size)
         return load_image_embedding_model_from_path(name_or_path, embedding_size)

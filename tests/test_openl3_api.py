@@ -404,3 +404,38 @@ def test_python_dash_m_runs_main_like_openl3s_script(tmp_path, inputs):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "chirp_1s.npz").exists()
+
+
+def test_cli_video_makes_only_the_missing_output(tmp_path):
+    from click.testing import CliRunner
+
+    from openl3lite.cli import main
+
+    video = str(REPO / "examples" / "data" / "avdigits_theo_001.mp4")
+    args = ["video", video, "-o", str(tmp_path), "--model", DEMO, "--image-model", DEMO,
+            "-as", "512", "-is", "512", "-q"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    audio_out, image_out = tmp_path / "avdigits_theo_001_audio.npz", \
+        tmp_path / "avdigits_theo_001_image.npz"
+    with np.load(image_out) as data:
+        image_ref = data["embedding"]
+    marker = np.zeros((1, 1), np.float32)
+    np.savez(audio_out, embedding=marker, timestamps=np.zeros(1))
+    os.remove(image_out)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    with np.load(audio_out) as a, np.load(image_out) as i:
+        np.testing.assert_array_equal(a["embedding"], marker)
+        np.testing.assert_array_equal(i["embedding"], image_ref)
+        assert str(i["model"]) == DEMO
+
+
+def test_cli_refuses_a_hop_under_one_sample(tmp_path, inputs):
+    from click.testing import CliRunner
+
+    from openl3lite.cli import main
+
+    result = CliRunner().invoke(main, ["audio", str(inputs / "audio" / "chirp_1s.wav"), "-o",
+                                       str(tmp_path), "-t", "0.00001"])
+    assert result.exit_code == 2 and "one sample" in result.output
+    assert "ZeroDivisionError" not in result.output and not list(tmp_path.iterdir())
