@@ -2,9 +2,18 @@
 and atomic ``.npz`` writing."""
 
 import os
+import socket
 import tempfile
 
 import numpy as np
+
+#: Start of the name of every temporary file an output is written to before it is renamed into
+#: place: ``.tmp-<host>-<pid>-<random>.npz``. The host and process id let a later run tell the
+#: leftovers of a killed process from files another live process is still writing.
+TEMP_PREFIX = ".tmp-"
+
+# Folders this process has already cleared of dead processes' temporary files.
+_cleared_folders = set()
 
 #: The keys every ``.npz`` output holds besides ``embedding`` and ``timestamps``.
 PROVENANCE_KEYS = ("model", "weights_sha256", "openl3lite_version", "embedding_size",
@@ -87,8 +96,11 @@ def output_path(input_path, output_dir=None, suffix=None, modality=None):
 def write_npz_atomic(path, **arrays):
     """Write arrays to ``path`` as ``.npz`` so that no truncated file is ever visible.
 
-    The data goes to a temporary file in the same folder, which is then renamed over
-    ``path``; on any failure the temporary file is removed.
+    The data goes to a temporary file in the same folder (named ``.tmp-<host>-<pid>-...``),
+    which is flushed to disk and then renamed over ``path``; on any failure the temporary file
+    is removed. A process killed outright (``kill -9``) cannot remove it: the first write into a
+    folder removes such leftovers of dead processes of this host (see
+    :func:`remove_stale_temporaries`).
 
     Parameters
     ----------
@@ -100,7 +112,10 @@ def write_npz_atomic(path, **arrays):
     path = os.fspath(path)
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    if folder not in _cleared_folders:
+        remove_stale_temporaries(folder)
+        _cleared_folders.add(folder)
+    handle, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".npz", dir=folder)
     try:
         os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp's 0600 would hide it from others
         with os.fdopen(handle, "wb") as f:
@@ -112,6 +127,56 @@ def write_npz_atomic(path, **arrays):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def remove_stale_temporaries(folder):
+    """Remove the temporary output files that dead processes of this host left in ``folder``.
+
+    Only files named ``.tmp-<this host>-<pid>-...`` whose process no longer exists are removed:
+    files of live processes (another job writing into the same folder) and of other hosts (a
+    shared file system) are left alone.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+
+    Returns
+    -------
+    list of str
+        The paths removed.
+    """
+    host_prefix = f"{TEMP_PREFIX}{socket.gethostname()}-"
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(host_prefix):
+            continue
+        pid_text = name[len(host_prefix):].split("-", 1)[0]
+        if pid_text.isdigit() and not _process_exists(int(pid_text)):
+            path = os.path.join(folder, name)
+            try:
+                os.remove(path)
+                removed.append(path)
+            except OSError:
+                pass  # removed by another process meanwhile, or not ours to remove
+    return removed
+
+
+def _temp_prefix():
+    return f"{TEMP_PREFIX}{socket.gethostname()}-{os.getpid()}-"
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _current_umask():
