@@ -56,10 +56,25 @@ if FIXTURES.exists():
                               FIXTURES / "openl3_image_random.h5")
 
 
+def in_ci():
+    """Whether the suite runs in CI (``CI`` set to anything but empty, 0 or false), where the
+    shared reference data must be present."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def pytest_configure(config):
+    if in_ci() and not SHARED.exists():
+        raise pytest.UsageError(f"CI is set but the shared reference data is missing: {SHARED} "
+                                "(CI places ../shared beside the checkout)")
+
+
 def require(path):
-    """Skip the test with a clear reason if a shared data path is missing."""
+    """Skip the test with a clear reason if a shared data path is missing; in CI, fail it."""
     if not Path(path).exists():
-        pytest.skip(f"shared data not found at {path} (CI places ../shared beside the checkout)")
+        reason = f"shared data not found at {path} (CI places ../shared beside the checkout)"
+        if in_ci():
+            pytest.fail(reason)
+        pytest.skip(reason)
     return Path(path)
 
 
