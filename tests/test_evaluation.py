@@ -53,6 +53,27 @@ def test_network_features_and_kfold(small_fsdd):
     assert len(report["results"]["random"].fold_accuracies) == 3
 
 
+def test_kfold_scores_held_out_speakers(small_fsdd):
+    """k-fold holds out whole speakers (GroupKFold): features that give the label away score 1
+    on every fold, noise scores about chance, and features whose label code is reversed for
+    one speaker score about 0 on the fold that holds that speaker out (a split that mixed
+    speakers would score about 2/3 there)."""
+    labels = np.asarray(small_fsdd.labels)
+    groups = np.asarray(small_fsdd.groups)
+    rng = np.random.default_rng(0)
+    code = np.where(labels == "1", 1.0, -1.0)[:, None]
+    noise = rng.standard_normal((len(labels), 4))
+    reversed_for_theo = code * np.where(groups == "theo", -1.0, 1.0)[:, None]
+    report = evaluation.evaluate(small_fsdd, {
+        "label": np.hstack([code, 0.01 * noise]), "noise": noise,
+        "reversed for theo": np.hstack([reversed_for_theo, 0.01 * noise])}, kfold=3)
+    results = report["results"]
+    assert results["label"].fold_accuracies == [1.0, 1.0, 1.0]
+    assert 0.25 < np.mean(results["noise"].fold_accuracies) < 0.75
+    folds = results["reversed for theo"].fold_accuracies
+    assert sorted(folds)[0] < 0.05 and all(0.2 < f < 0.8 for f in sorted(folds)[1:]), folds
+
+
 def test_cli_leaves_out_unreadable_files_and_refuses_impossible_plans(small_fsdd, tmp_path):
     """`l3embed evaluate` keeps going past a bad file (reported, left out of every feature set,
     listed in report.json, exit status 1); a k-fold count or split the clips cannot support is

@@ -283,11 +283,18 @@ def test_train_on_jax_backend_exports_weights_tensorflow_loads(dataset, tmp_path
     pytest.importorskip("jax")  # installed by the `test` extra; absent only in a bare install
     run = tmp_path / "jax_run"
     out = tmp_path / "jax.h5"
-    code = ("from openl3lite.training.train import train; "
+    jax_embedding = tmp_path / "jax_embedding.npy"
+    code = ("import numpy as np, openl3lite; "
+            "from openl3lite.training.train import train; "
             "from openl3lite.training.export import export_model; "
             f"r = train({dataset!r}, {str(run)!r}, steps=3, checkpoint_every=2, eval_every=3, "
             f"**{TINY!r}); "
-            f"export_model({str(run)!r}, {str(out)!r}, 'tiny-jax'); print('step', r.step)")
+            f"export_model({str(run)!r}, {str(out)!r}, 'tiny-jax'); print('step', r.step); "
+            f"m = openl3lite.load_audio_embedding_model_from_path({str(out)!r}, "
+            "embedding_size=512); "
+            "e, _ = openl3lite.get_audio_embedding(np.sin(np.arange(20000) / 5.0), 16000, "
+            "model=m, verbose=False); "
+            f"np.save({str(jax_embedding)!r}, e)")
     env = dict(os.environ, PYTHONPATH=str(REPO), KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3",
                JAX_PLATFORMS="cpu")
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
@@ -305,6 +312,10 @@ def test_train_on_jax_backend_exports_weights_tensorflow_loads(dataset, tmp_path
     emb, ts = openl3lite.get_audio_embedding(np.sin(np.arange(20000) / 5.0), 16000,
                                              model=audio_model, verbose=False)
     assert emb.shape == (len(ts), 512) and np.all(np.isfinite(emb))
+    # TensorFlow computes from the exported file what JAX computed from it
+    expected = np.load(jax_embedding)
+    np.testing.assert_allclose(emb, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    assert np.std(emb, axis=0).max() > 0
 
 
 def test_data_parallel_over_two_devices_on_jax(dataset, tmp_path):

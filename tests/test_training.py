@@ -229,3 +229,18 @@ def test_split_by_video(dataset):
     manifest = load_manifest(dataset)
     train, val = split_videos(manifest, 0.3, seed=0)
     assert set(train).isdisjoint(val) and sorted(train + val) == sorted(manifest["videos"])
+
+
+def test_split_sizes_and_stability():
+    """The validation share is the asked fraction of videos (at least two once there are four),
+    the same for the same seed whatever the manifest's order, and another for another seed."""
+    ids = [f"video{i:02d}" for i in range(20)]
+    manifest = {"videos": {i: {} for i in ids}}
+    shuffled = {"videos": {i: {} for i in reversed(ids)}}
+    train, val = split_videos(manifest, 0.25, seed=3)
+    assert len(val) == 5 and len(train) == 15 and sorted(train + val) == ids
+    assert split_videos(shuffled, 0.25, seed=3) == (train, val)
+    assert split_videos(manifest, 0.25, seed=4)[1] != val
+    assert len(split_videos(manifest, 0.01, seed=0)[1]) == 2
+    assert split_videos(manifest, 0.0, seed=0) == (ids, [])
+    assert len(split_videos({"videos": {i: {} for i in ids[:3]}}, 0.1)[1]) == 0
