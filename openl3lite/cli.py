@@ -336,10 +336,20 @@ def _common_output_options(func):
 
 
 def _ray_address(ctx, param, value):
-    if value is not None and value != "local" and os.path.exists(value):
+    """``--ray``'s address, refused if it names an existing path (``--ray DIR`` took an input
+    as the address) or if Ray is not installed (said before any model is loaded)."""
+    if value is None:
+        return value
+    if value != "local" and os.path.exists(value):
         raise click.BadParameter(
             f"took {value!r}, an existing path, as the Ray cluster's address; put --ray after "
             "the inputs or before another option, or write --ray=ADDRESS", ctx, param)
+    from .raydata import require_ray
+
+    try:
+        require_ray()
+    except OpenL3liteError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
     return value
 
 
@@ -696,10 +706,9 @@ def _run_embedding_job(job, files, unmatched, quiet, ray_address, ray_workers, r
     ``files`` in this process or on Ray, and exit 1 if any file failed."""
     execute = None
     try:
-        if ray_address is not None:
-            from .raydata import require_ray, run_job_on_ray
+        if ray_address is not None:  # Ray's presence: checked when --ray was parsed
+            from .raydata import run_job_on_ray
 
-            require_ray()  # before loading anything: say at once if Ray is missing
             execute = functools.partial(run_job_on_ray, job, address=ray_address,
                                         workers=ray_workers, cpus_per_worker=ray_cpus,
                                         gpus_per_worker=ray_gpus)

@@ -67,8 +67,8 @@ def require_ray():
         import ray
         import ray.data
     except ImportError as exc:
-        raise OpenL3liteError(f"--ray needs Ray Data, which is not installed ({exc}); install "
-                              f"it with: {INSTALL_HINT}") from None
+        raise OpenL3liteError(f"Ray Data is not installed ({exc}); install it with: "
+                              f"{INSTALL_HINT}") from None
     return ray
 
 
