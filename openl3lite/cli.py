@@ -75,6 +75,10 @@ def expand_inputs(inputs, extensions):
     return unique, unmatched
 
 
+#: The usage error of an embedding command given nothing to embed.
+NO_INPUTS = "give INPUTS (files, folders or glob patterns) or --files-from LIST"
+
+
 def parse_file_list(lines):
     """The paths of a file list: one a line, surrounding white space removed; blank lines and
     lines starting with ``#`` are left out (write ``./#name`` for a file named ``#name``).
@@ -187,8 +191,7 @@ def select_inputs(inputs, files_from, shard, extensions):
     if files_from is not None:
         items += read_file_list(files_from)
     elif not items:
-        raise click.UsageError("give INPUTS (files, folders or glob patterns) or --files-from "
-                               "LIST")
+        raise click.UsageError(NO_INPUTS)
     files, unmatched = expand_inputs(items, extensions)
     if shard is not None:
         index, count = shard
@@ -1224,6 +1227,9 @@ def parse_args(args):
         exc.show()
         sys.exit(exc.exit_code)
     params = dict(ctx.params)
+    if not params["inputs"] and params.get("files_from") is None:
+        click.UsageError(NO_INPUTS, ctx).show()
+        sys.exit(2)
     namespace = argparse.Namespace(
         modality=args[0], inputs=list(params.pop("inputs")),
         input_repr=params.pop("input_repr", None) or DEFAULT_INPUT_REPR,
