@@ -705,8 +705,9 @@ def video(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
 
 def _run_embedding_job(job, files, unmatched, quiet, ray_address, ray_workers, ray_cpus,
                        ray_gpus):
-    """Load the job's model(s) (a failure is a set-up error, status 2), then run it over
-    ``files`` in this process or on Ray, and exit 1 if any file failed."""
+    """Run ``job`` over ``files`` in this process (after loading its model(s)) or on Ray (whose
+    actors load them: not this process, which would take a GPU's memory on a GPU node), and
+    exit 1 if any file failed, 2 if the model(s) or the cluster failed."""
     execute = None
     try:
         if ray_address is not None:  # Ray's presence: checked when --ray was parsed
@@ -715,7 +716,8 @@ def _run_embedding_job(job, files, unmatched, quiet, ray_address, ray_workers, r
             execute = functools.partial(run_job_on_ray, job, address=ray_address,
                                         workers=ray_workers, cpus_per_worker=ray_cpus,
                                         gpus_per_worker=ray_gpus)
-        job.load()
+        else:
+            job.load()
         summary = run_job(files, job.outputs, job.process, job.overwrite, quiet, unmatched,
                           execute)
     except OpenL3liteError as exc:

@@ -37,9 +37,15 @@ from .jobs import AudioJob, ImageJob, Outcome, VideoJob, attempt, with_path
 INSTALL_HINT = "pip install 'openl3lite[ray]'"
 
 #: Environment variables a Ray worker needs to behave as the driver does (the weights cache,
-#: offline mode, the Keras backend, TensorFlow's log level); passed on when they are set.
+#: offline mode, the Keras backend, TensorFlow's log level, how TensorFlow and JAX take GPU
+#: memory); passed on when they are set.
 WORKER_ENV_VARS = ("OPENL3LITE_HOME", "OPENL3LITE_OFFLINE", "KERAS_BACKEND",
-                   "TF_CPP_MIN_LOG_LEVEL")
+                   "TF_CPP_MIN_LOG_LEVEL", "TF_FORCE_GPU_ALLOW_GROWTH",
+                   "XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION")
+
+#: For actors that share a GPU (``gpus_per_worker < 1``), unless set: TensorFlow and JAX take
+#: GPU memory as needed instead of all (TensorFlow) or 75% (JAX) of it for the first actor.
+SHARED_GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 
 def _start_backend():
@@ -301,31 +307,64 @@ class VideoEmbedder:
 class JobActor:
     """Runs a job (:mod:`openl3lite.jobs`) over a batch of paths, writing each input's outputs
     as the single-process loop does (:func:`openl3lite.jobs.attempt`), and returns what
-    happened: columns ``path``, ``reason``, ``message`` (``""`` for inputs that worked) and
-    ``warnings`` (the library's warnings, one a line)."""
+    happened: columns ``path``, ``reason``, ``message`` (``""`` for inputs that worked),
+    ``warnings`` (the library's warnings, one a line) and ``setup_error``: why the model could
+    not be loaded (then nothing was tried; ``""`` otherwise), for the driver to report in one
+    line instead of Ray's traceback of a failed actor."""
 
     def __init__(self, job):
         _start_backend()
-        self.job = job
-        job.load()
+        self.job, self.setup_error = job, ""
+        try:
+            job.load()
+        except OpenL3liteError as exc:
+            self.setup_error = str(exc)
 
     def __call__(self, batch):
-        outcomes = [attempt(self.job.process, _text(p)) for p in _column(batch, "path")]
+        paths = [_text(p) for p in _column(batch, "path")]
+        if self.setup_error:
+            outcomes = [Outcome(p) for p in paths]
+        else:
+            outcomes = [attempt(self.job.process, p) for p in paths]
         return {"path": np.asarray([o.path for o in outcomes], dtype=str),
                 "reason": np.asarray([o.reason or "" for o in outcomes], dtype=str),
                 "message": np.asarray([o.message or "" for o in outcomes], dtype=str),
-                "warnings": np.asarray(["\n".join(o.warnings) for o in outcomes], dtype=str)}
+                "warnings": np.asarray(["\n".join(o.warnings) for o in outcomes], dtype=str),
+                "setup_error": np.asarray([self.setup_error] * len(outcomes), dtype=str)}
 
 
 def _outcome(row):
+    """The :class:`Outcome` of one of :class:`JobActor`'s rows.
+
+    Raises
+    ------
+    OpenL3liteError
+        The actor could not load the model.
+    """
+    if str(row["setup_error"]):
+        raise OpenL3liteError(str(row["setup_error"]))
     return Outcome(str(row["path"]), reason=str(row["reason"]) or None,
                    message=str(row["message"]) or None,
                    warnings=[w for w in str(row["warnings"]).split("\n") if w])
 
 
-def worker_env():
-    """The variables of :data:`WORKER_ENV_VARS` that are set here, for Ray's ``runtime_env``."""
-    return {name: os.environ[name] for name in WORKER_ENV_VARS if name in os.environ}
+def worker_env(gpus_per_worker=0.0):
+    """The environment of the actors, for Ray's ``runtime_env``: the variables of
+    :data:`WORKER_ENV_VARS` that are set here, and :data:`SHARED_GPU_ENV` (where not set) for
+    actors that share a GPU.
+
+    Parameters
+    ----------
+    gpus_per_worker : float
+
+    Returns
+    -------
+    dict of str -> str
+    """
+    env = {name: os.environ[name] for name in WORKER_ENV_VARS if name in os.environ}
+    if 0 < gpus_per_worker < 1:
+        env = {**SHARED_GPU_ENV, **env}
+    return env
 
 
 def connect(address, workers, cpus_per_worker):
@@ -350,7 +389,7 @@ def connect(address, workers, cpus_per_worker):
     if ray.is_initialized():
         return False
     options = {"include_dashboard": False, "logging_level": logging.ERROR,
-               "runtime_env": {"env_vars": worker_env()}}
+               "runtime_env": {"env_vars": worker_env()}}  # also for other tasks of the job
     if address == "local":
         options["num_cpus"] = max(os.cpu_count() or 1, math.ceil((workers or 1) *
                                                                  cpus_per_worker))
@@ -433,7 +472,7 @@ def run_job_on_ray(job, paths, address="local", workers=None, cpus_per_worker=1.
             JobActor, fn_constructor_kwargs={"job": replace(job, verbose=False)},
             compute=ray.data.ActorPoolStrategy(size=n_workers), num_cpus=cpus_per_worker,
             num_gpus=gpus_per_worker or None, batch_size=files_per_batch(len(paths), n_workers),
-            batch_format="numpy")
+            batch_format="numpy", runtime_env={"env_vars": worker_env(gpus_per_worker)})
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
                 for i in range(len(batch["path"])):

@@ -108,6 +108,7 @@ def test_image_on_ray_writes_what_one_process_writes(cluster, tmp_path):
     _assert_same_outputs(single, on_ray, ["frame.npz", "grey.npz"])
 
 
+@pytest.mark.filterwarnings("ignore:.*shorter than window size")
 def test_audio_embedder_on_read_audio_and_paths(cluster, audio_inputs):
     """AudioEmbedder in map_batches over ray.data.read_audio's rows ((channels, samples)
     float32) gives get_audio_embedding's result for the same samples (for these 16-bit files,
@@ -167,3 +168,17 @@ def test_image_embedder_on_decoded_images_and_paths():
     assert by_path["error"][0] == "" and "/no/such.png" in by_path["error"][1]
     assert decoded["error"][1].startswith("row 1: ") and "224" in decoded["error"][1]
     assert by_path["embedding"].shape == (2, want.shape[1])
+
+
+def test_a_model_the_actors_cannot_load_is_one_error_line(cluster, audio_inputs, tmp_path):
+    """The driver leaves loading to the actors (a GPU node's driver would otherwise take GPU
+    memory): a bad model file is still a set-up error (status 2) in one line, not Ray's
+    traceback of a failed actor, and nothing is written."""
+    bogus = tmp_path / "bogus.h5"
+    bogus.write_text("not a model\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["audio", audio_inputs[0], "-o", str(out), "--model",
+                                       str(bogus), "--ray"])
+    assert result.exit_code == 2, result.output
+    assert f"error: {bogus}: not a readable model file" in result.output
+    assert "Traceback" not in result.output and not out.exists()
