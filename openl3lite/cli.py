@@ -708,6 +708,9 @@ def _run_embedding_job(job, files, unmatched, quiet, ray_address, ray_workers, r
     """Run ``job`` over ``files`` in this process (after loading its model(s)) or on Ray (whose
     actors load them: not this process, which would take a GPU's memory on a GPU node), and
     exit 1 if any file failed, 2 if the model(s) or the cluster failed."""
+    if ray_address is None and (ray_workers is not None or ray_cpus != 1 or ray_gpus):
+        raise click.UsageError("--ray-workers, --ray-cpus and --ray-gpus size the actors of "
+                               "--ray: add --ray (or --ray ADDRESS)")
     execute = None
     try:
         if ray_address is not None:  # Ray's presence: checked when --ray was parsed

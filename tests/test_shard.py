@@ -113,6 +113,13 @@ def test_ray_address_that_is_an_input_is_refused(recordings, tmp_path):
     assert result.exit_code == 2 and "--ray=ADDRESS" in result.output, result.output
 
 
+def test_ray_sizes_without_ray_are_a_usage_error(recordings, tmp_path):
+    result = CliRunner().invoke(main, ["audio", recordings[0], "-o", str(tmp_path),
+                                       "--ray-workers", "2"])
+    assert result.exit_code == 2 and "add --ray" in result.output, result.output
+    assert not os.listdir(tmp_path)
+
+
 def test_ray_missing_says_how_to_install(recordings, tmp_path):
     """Without Ray installed (hidden from the import system here), --ray fails at once with
     the install command, before loading a model."""
