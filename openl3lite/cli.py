@@ -373,7 +373,8 @@ def _input_and_engine_options(func):
                      help="Run on Ray Data actors, each loading the model once (needs "
                           "pip install 'openl3lite[ray]'): on a new local cluster, or on the "
                           "cluster at ADDRESS (auto, HOST:PORT, ray://HOST:PORT). Inputs and "
-                          "outputs must be at the same paths on every node."),
+                          "outputs must be at the same paths on every node. Put it after the "
+                          "inputs, or write --ray=ADDRESS."),
         click.option("--ray-workers", type=POSITIVE_INT, default=None,
                      help="With --ray: actors (model copies) to run. Default: as many as the "
                           "cluster's CPUs (or GPUs, with --ray-gpus) allow."),
