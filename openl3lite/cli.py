@@ -11,7 +11,6 @@ import functools
 import glob
 import os
 import sys
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -76,6 +75,131 @@ def expand_inputs(inputs, extensions):
     return unique, unmatched
 
 
+#: The usage error of an embedding command given nothing to embed.
+NO_INPUTS = "give INPUTS (files, folders or glob patterns) or --files-from LIST"
+
+
+def parse_file_list(lines):
+    """The paths of a file list: one a line, surrounding white space removed; blank lines and
+    lines starting with ``#`` are left out (write ``./#name`` for a file named ``#name``).
+
+    Parameters
+    ----------
+    lines : iterable of str
+
+    Returns
+    -------
+    list of str
+    """
+    paths = []
+    for line in lines:
+        text = line.strip()
+        if text and not text.startswith("#"):
+            paths.append(text)
+    return paths
+
+
+def read_file_list(source):
+    """The paths listed in the file ``source``, or on standard input for ``-``, as
+    :func:`parse_file_list` reads them (undecodable bytes kept as ``os.fsdecode`` keeps them).
+
+    Raises
+    ------
+    click.BadParameter
+        The list cannot be read.
+    """
+    encoding, errors = sys.getfilesystemencoding(), "surrogateescape"
+    if source == "-":
+        stream = click.get_binary_stream("stdin")
+        return parse_file_list(stream.read().decode(encoding, errors).splitlines())
+    try:
+        with open(source, encoding=encoding, errors=errors) as f:
+            return parse_file_list(f)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {source}: {exc.strerror or exc}",
+                                 param_hint="--files-from") from None
+
+
+def shard_of(path, n_shards):
+    """Which of ``n_shards`` shards a path belongs to: a stable hash (BLAKE2b) of the
+    normalised path, the same in every run, on every machine and whatever the other inputs.
+
+    Parameters
+    ----------
+    path : str
+    n_shards : int
+
+    Returns
+    -------
+    int
+        In ``range(n_shards)``.
+    """
+    import hashlib
+
+    digest = hashlib.blake2b(os.fsencode(os.path.normpath(path)), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % n_shards
+
+
+class ShardParam(click.ParamType):
+    """``I/N``: the I-th of N shards, counted from 0."""
+
+    name = "I/N"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        index, sep, count = str(value).partition("/")
+        try:
+            index, count = int(index), int(count)
+        except ValueError:
+            index = count = None
+        if not sep or count is None:
+            self.fail(f"expected I/N (two integers, e.g. 0/4), got {value!r}", param, ctx)
+        if count < 1:
+            self.fail(f"N must be at least 1, got {value!r}", param, ctx)
+        if not 0 <= index < count:
+            self.fail(f"I must be from 0 to N-1 = {count - 1} (shards count from 0), got "
+                      f"{value!r}", param, ctx)
+        return index, count
+
+
+def select_inputs(inputs, files_from, shard, extensions):
+    """The files a command embeds: ``inputs`` and the paths of ``files_from``, expanded by
+    :func:`expand_inputs`, then only those of ``shard``.
+
+    Parameters
+    ----------
+    inputs : sequence of str
+    files_from : str or None
+        A file list (``-``: standard input), as :func:`read_file_list` reads it.
+    shard : (int, int) or None
+        ``(I, N)``: keep the inputs with :func:`shard_of` equal to I. Inputs that name nothing
+        are sharded the same way, so exactly one shard reports each.
+    extensions : tuple of str
+
+    Returns
+    -------
+    files : list of str
+    unmatched : list of str
+
+    Raises
+    ------
+    click.UsageError
+        Neither inputs nor a file list.
+    """
+    items = list(inputs)
+    if files_from is not None:
+        items += read_file_list(files_from)
+    elif not items:
+        raise click.UsageError(NO_INPUTS)
+    files, unmatched = expand_inputs(items, extensions)
+    if shard is not None:
+        index, count = shard
+        files = [p for p in files if shard_of(p, count) == index]
+        unmatched = [p for p in unmatched if shard_of(p, count) == index]
+    return files, unmatched
+
+
 # ---------------------------------------------------------------- the shared batch job
 
 @dataclass
@@ -92,8 +216,8 @@ class JobSummary:
                 f"{len(self.failed)} failed")
 
 
-def run_job(files, outputs_of, process, overwrite, quiet, unmatched=()):
-    """Process files one by one, never stopping at a bad one.
+def run_job(files, outputs_of, process, overwrite, quiet, unmatched=(), execute=None):
+    """Process files, never stopping at a bad one.
 
     Parameters
     ----------
@@ -109,6 +233,10 @@ def run_job(files, outputs_of, process, overwrite, quiet, unmatched=()):
         input, e.g. audio shorter than a window, are still reported, one line each).
     unmatched : sequence of str
         Inputs that named no file; reported as failures.
+    execute : callable, optional
+        list of paths to process -> iterable of :class:`openl3lite.jobs.Outcome`, one per
+        path in any order (e.g. :func:`openl3lite.raydata.run_job_on_ray`). Default: each
+        path through :func:`openl3lite.jobs.attempt` with ``process``, one after the other.
 
     Returns
     -------
@@ -116,15 +244,35 @@ def run_job(files, outputs_of, process, overwrite, quiet, unmatched=()):
     """
     from tqdm.auto import tqdm
 
-    from .errors import OpenL3liteError
+    from .jobs import attempt
 
     summary = JobSummary()
     for item in unmatched:
         summary.failed.append((item, "no such file, or no supported file matched"))
         click.echo(f"error: {item}: no such file, or no supported file matched", err=True)
-    claimed = {}
-    bar = tqdm(files, unit="file", disable=quiet or len(files) < 2, desc="files")
-    for path in bar:
+    todo = _paths_to_process(files, outputs_of, overwrite, quiet, summary)
+    if execute is None:
+        outcomes = (attempt(process, path) for path in todo)
+    else:
+        outcomes = execute(todo)
+    bar = tqdm(total=len(todo), unit="file", disable=quiet or len(todo) < 2, desc="files")
+    try:
+        for outcome in outcomes:
+            _report(outcome, outputs_of(outcome.path), summary, quiet)
+            bar.update()
+    finally:
+        bar.close()
+    click.echo(summary.line(), err=bool(summary.failed))
+    return summary
+
+
+def _paths_to_process(files, outputs_of, overwrite, quiet, summary):
+    """The files to process: not those whose outputs exist (unless ``overwrite``; they are
+    recorded as skipped) nor those whose output another input already claims (failed)."""
+    from tqdm.auto import tqdm
+
+    claimed, todo = {}, []
+    for path in files:
         outputs = outputs_of(path)
         clash = next((claimed[o] for o in outputs if o in claimed), None)
         if clash is not None:
@@ -139,46 +287,30 @@ def run_job(files, outputs_of, process, overwrite, quiet, unmatched=()):
             if not quiet:
                 tqdm.write(f"skipped {path}: {', '.join(outputs)} exists (--overwrite replaces it)")
             continue
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                process(path)
-            _report_warnings(path, caught)
-        except (OpenL3liteError, OSError) as exc:
-            summary.failed.append((path, str(exc)))
-            tqdm.write(f"error: {_with_path(path, exc)}", file=sys.stderr)
-            continue
-        except Exception as exc:  # an unexpected failure in one file must not stop the batch
-            summary.failed.append((path, f"{type(exc).__name__}: {exc}"))
-            tqdm.write(f"error: {path}: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
-            continue
-        summary.processed.append(path)
-        if not quiet:
-            tqdm.write(f"wrote {', '.join(outputs)}")
-    click.echo(summary.line(), err=bool(summary.failed))
-    return summary
+        todo.append(path)
+    return todo
 
 
-def _report_warnings(path, caught):
-    """Print the library's warnings about one input as ``warning: PATH: message`` lines (each
-    once); pass any other warning on to Python's usual display."""
+def _report(outcome, outputs, summary, quiet):
+    """Print what happened to one file (its warnings, then the error or what it wrote) and
+    record it in ``summary``."""
     from tqdm.auto import tqdm
 
-    from .errors import OpenL3liteWarning
-
-    seen = set()
-    for warning in caught:
-        if not issubclass(warning.category, OpenL3liteWarning):
-            warnings.showwarning(warning.message, warning.category, warning.filename,
-                                 warning.lineno)
-        elif str(warning.message) not in seen:
-            seen.add(str(warning.message))
-            tqdm.write(f"warning: {_with_path(path, warning.message)}", file=sys.stderr)
+    for text in outcome.warnings:
+        tqdm.write(f"warning: {text}", file=sys.stderr)
+    if not outcome.ok:
+        summary.failed.append((outcome.path, outcome.reason))
+        tqdm.write(f"error: {outcome.message}", file=sys.stderr)
+        return
+    summary.processed.append(outcome.path)
+    if not quiet:
+        tqdm.write(f"wrote {', '.join(outputs)}")
 
 
 def _with_path(path, exc):
-    text = str(exc)
-    return text if os.fspath(path) in text else f"{path}: {text}"
+    from .jobs import with_path
+
+    return with_path(path, exc)
 
 
 def _finish(summary):
@@ -200,6 +332,58 @@ def _common_output_options(func):
         click.option("--overwrite", "-ow", is_flag=True,
                      help="Replace existing outputs (default: skip inputs whose output exists)."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bars or per-file messages."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _ray_address(ctx, param, value):
+    """``--ray``'s address, refused if it names an existing path (``--ray DIR`` took an input
+    as the address) or if Ray is not installed (said before any model is loaded)."""
+    if value is None:
+        return value
+    if value != "local" and os.path.exists(value):
+        raise click.BadParameter(
+            f"took {value!r}, an existing path, as the Ray cluster's address; put --ray after "
+            "the inputs or before another option, or write --ray=ADDRESS", ctx, param)
+    from .raydata import require_ray
+
+    try:
+        require_ray()
+    except OpenL3liteError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    return value
+
+
+def _input_and_engine_options(func):
+    options = [
+        click.option("--files-from", type=click.Path(dir_okay=False, allow_dash=True),
+                     default=None, metavar="LIST",
+                     help="Also embed the paths listed in LIST, one a line (- reads standard "
+                          "input); blank lines and lines starting with # are left out. Each "
+                          "is taken as an INPUT: a file, folder or glob pattern."),
+        click.option("--shard", type=ShardParam(), default=None,
+                     help="Embed only shard I of N (I from 0 to N-1) of the inputs: N runs with "
+                          "the same inputs and I = 0..N-1 cover every input exactly once, "
+                          "chosen by a stable hash of its path (e.g. a SLURM job array: "
+                          "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)."),
+        click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None,
+                     metavar="[ADDRESS]", callback=_ray_address,
+                     help="Run on Ray Data actors, each loading the model once (needs "
+                          "pip install 'openl3lite[ray]'): on a new local cluster, or on the "
+                          "cluster at ADDRESS (auto, HOST:PORT, ray://HOST:PORT). Inputs and "
+                          "outputs must be at the same paths on every node. Put it after the "
+                          "inputs, or write --ray=ADDRESS."),
+        click.option("--ray-workers", type=POSITIVE_INT, default=None,
+                     help="With --ray: actors (model copies) to run. Default: as many as the "
+                          "cluster's CPUs (or GPUs, with --ray-gpus) allow."),
+        click.option("--ray-cpus", type=POSITIVE_FLOAT, default=1.0, show_default=True,
+                     metavar="N", help="With --ray: CPUs each actor reserves."),
+        click.option("--ray-gpus", type=click.FloatRange(min=0), default=0.0,
+                     show_default=True, metavar="N",
+                     help="With --ray: GPUs each actor reserves (e.g. 1, or 0.5 for two "
+                          "actors a GPU)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -328,26 +512,6 @@ def _image_options(func):
     return func
 
 
-def _load_audio_model(model_path, input_repr, content_type, embedding_size, frontend):
-    """The audio model of a command: ``--model`` (a name or a file), else OpenL3's for
-    ``--input-repr`` / ``--content-type``."""
-    from . import models
-
-    if model_path is None:  # OpenL3's CLI defaults to mel256, also for the librosa frontend
-        return models.load_audio_embedding_model(input_repr or DEFAULT_INPUT_REPR, content_type,
-                                                 embedding_size, frontend)
-    return models.load_audio_embedding_model_from_path(model_path, input_repr, embedding_size,
-                                                       frontend)
-
-
-def _load_image_model(model_path, input_repr, content_type, embedding_size):
-    from . import models
-
-    if model_path is None:
-        return models.load_image_embedding_model(input_repr, content_type, embedding_size)
-    return models.load_image_embedding_model_from_path(model_path, embedding_size)
-
-
 def wants_tensorflow_messages(user_level):
     """Whether the user's ``TF_CPP_MIN_LOG_LEVEL`` asks to see TensorFlow's start-up messages.
 
@@ -453,45 +617,35 @@ def main():
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @_common_output_options
 @_audio_options
+@_input_and_engine_options
 @_needs_backend
 def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
           audio_embedding_size, no_audio_centering, audio_hop_size, audio_batch_size, frontend,
-          resampler, fast):
+          resampler, fast, files_from, shard, ray_address, ray_workers, ray_cpus, ray_gpus):
     """Embed audio files: INPUTS are files, folders (searched recursively) or glob patterns.
 
     WAV, FLAC, OGG/Opus, MP3 and AIFF are read directly; M4A/AAC, WMA and other formats ffmpeg
     knows (also a video's sound track) are decoded by ffmpeg first.
     """
-    from . import api
-    from .output import output_path, provenance, write_npz_atomic
+    from .jobs import AudioJob
 
     _check_numbers(audio_hop_size)  # batch sizes: POSITIVE_INT when parsed
-    files, unmatched = expand_inputs(inputs, AUDIO_EXTENSIONS)
-    try:
-        model = _load_audio_model(model_path, input_repr, content_type,
-                                  int(audio_embedding_size), frontend)
-    except OpenL3liteError as exc:
-        _fail_setup(exc)
-    mode = "fast" if fast else "exact"
-    params = {"hop_size": audio_hop_size, "center": not no_audio_centering,
-              "resampler": resampler, "mode": mode}
-
-    def process(path):
-        embedding, timestamps = api.embed_audio_file(
-            path, model, center=not no_audio_centering, hop_size=audio_hop_size,
-            batch_size=audio_batch_size, resampler=resampler, verbose=not quiet, mode=mode)
-        write_npz_atomic(output_path(path, output_dir, suffix), embedding=embedding,
-                         timestamps=timestamps, **provenance(model, embedding, **params))
-
-    _finish(run_job(files, lambda p: [output_path(p, output_dir, suffix)], process, overwrite,
-                    quiet, unmatched))
+    files, unmatched = select_inputs(inputs, files_from, shard, AUDIO_EXTENSIONS)
+    job = AudioJob(model=model_path, input_repr=input_repr, content_type=content_type,
+                   embedding_size=int(audio_embedding_size), frontend=frontend,
+                   center=not no_audio_centering, hop_size=audio_hop_size,
+                   batch_size=audio_batch_size, resampler=resampler,
+                   mode="fast" if fast else "exact", output_dir=output_dir, suffix=suffix,
+                   overwrite=overwrite, verbose=not quiet)
+    _run_embedding_job(job, files, unmatched, quiet, ray_address, ray_workers, ray_cpus,
+                       ray_gpus)
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @_common_output_options
 @click.option("--model", "model_path", type=MODEL, default=None,
               help="A model name (`l3embed models`) or a weights file (openl3lite or OpenL3 "
@@ -503,33 +657,24 @@ def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
               default=DEFAULT_CONTENT_TYPE, show_default=True,
               help="Which OpenL3 image model by default.")
 @_image_options
+@_input_and_engine_options
 @_needs_backend
 def image(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
-          image_embedding_size, image_batch_size):
+          image_embedding_size, image_batch_size, files_from, shard, ray_address, ray_workers,
+          ray_cpus, ray_gpus):
     """Embed image files: INPUTS are files, folders (searched recursively) or glob patterns."""
-    from . import api
-    from . import image as image_io
-    from .output import output_path, provenance, write_npz_atomic
+    from .jobs import ImageJob
 
-    files, unmatched = expand_inputs(inputs, IMAGE_EXTENSIONS)
-    try:
-        model = _load_image_model(model_path, input_repr, content_type,
-                                  int(image_embedding_size))
-    except OpenL3liteError as exc:
-        _fail_setup(exc)
-
-    def process(path):
-        batch = image_io.as_image_batch(image_io.read_image(path), path)
-        embedding = api.embed_images(batch, model, image_batch_size, False, path)
-        write_npz_atomic(output_path(path, output_dir, suffix), embedding=embedding,
-                         **provenance(model, embedding))
-
-    _finish(run_job(files, lambda p: [output_path(p, output_dir, suffix)], process, overwrite,
-                    quiet, unmatched))
+    files, unmatched = select_inputs(inputs, files_from, shard, IMAGE_EXTENSIONS)
+    job = ImageJob(model=model_path, input_repr=input_repr, content_type=content_type,
+                   embedding_size=int(image_embedding_size), batch_size=image_batch_size,
+                   output_dir=output_dir, suffix=suffix, overwrite=overwrite)
+    _run_embedding_job(job, files, unmatched, quiet, ray_address, ray_workers, ray_cpus,
+                       ray_gpus)
 
 
 @main.command()
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @_common_output_options
 @_audio_options
 @_image_options
@@ -537,42 +682,51 @@ def image(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
               help="Separate image weights (OpenL3 ships audio and image weights in separate "
                    "files): a model name or file. Default: --model's image part, or OpenL3's "
                    "image weights for --input-repr / --content-type.")
+@_input_and_engine_options
 @_needs_backend
 def video(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
           audio_embedding_size, no_audio_centering, audio_hop_size, audio_batch_size, frontend,
-          resampler, fast, image_embedding_size, image_batch_size, image_model_path):
+          resampler, fast, image_embedding_size, image_batch_size, image_model_path, files_from,
+          shard, ray_address, ray_workers, ray_cpus, ray_gpus):
     """Embed videos' audio tracks and frames: writes NAME_audio.npz and NAME_image.npz."""
-    from . import api
-    from .output import output_path
+    from .jobs import VideoJob
 
     _check_numbers(audio_hop_size)
-    files, unmatched = expand_inputs(inputs, VIDEO_EXTENSIONS)
+    files, unmatched = select_inputs(inputs, files_from, shard, VIDEO_EXTENSIONS)
+    job = VideoJob(model=model_path, image_model=image_model_path, input_repr=input_repr,
+                   content_type=content_type, audio_embedding_size=int(audio_embedding_size),
+                   image_embedding_size=int(image_embedding_size), frontend=frontend,
+                   center=not no_audio_centering, hop_size=audio_hop_size,
+                   audio_batch_size=audio_batch_size, image_batch_size=image_batch_size,
+                   mode="fast" if fast else "exact", output_dir=output_dir, suffix=suffix,
+                   overwrite=overwrite, verbose=not quiet)
+    _run_embedding_job(job, files, unmatched, quiet, ray_address, ray_workers, ray_cpus,
+                       ray_gpus)
+
+
+def _run_embedding_job(job, files, unmatched, quiet, ray_address, ray_workers, ray_cpus,
+                       ray_gpus):
+    """Run ``job`` over ``files`` in this process (after loading its model(s)) or on Ray (whose
+    actors load them: not this process, which would take a GPU's memory on a GPU node), and
+    exit 1 if any file failed, 2 if the model(s) or the cluster failed."""
+    if ray_address is None and (ray_workers is not None or ray_cpus != 1 or ray_gpus):
+        raise click.UsageError("--ray-workers, --ray-cpus and --ray-gpus size the actors of "
+                               "--ray: add --ray (or --ray ADDRESS)")
+    execute = None
     try:
-        audio_model = _load_audio_model(model_path, input_repr, content_type,
-                                        int(audio_embedding_size), frontend)
-        image_model = _load_image_model(image_model_path or model_path, input_repr,
-                                        content_type, int(image_embedding_size))
+        if ray_address is not None:  # Ray's presence: checked when --ray was parsed
+            from .raydata import run_job_on_ray
+
+            execute = functools.partial(run_job_on_ray, job, address=ray_address,
+                                        workers=ray_workers, cpus_per_worker=ray_cpus,
+                                        gpus_per_worker=ray_gpus)
+        else:
+            job.load()
+        summary = run_job(files, job.outputs, job.process, job.overwrite, quiet, unmatched,
+                          execute)
     except OpenL3liteError as exc:
         _fail_setup(exc)
-    mode = "fast" if fast else "exact"
-    audio_params = {"hop_size": audio_hop_size, "center": not no_audio_centering,
-                    "resampler": "kaiser_best", "mode": mode}
-
-    def outputs_of(path):
-        return [output_path(path, output_dir, suffix, "audio"),
-                output_path(path, output_dir, suffix, "image")]
-
-    def process(path):
-        audio_out, image_out = outputs_of(path)
-        result = api.embed_video_file(path, audio_model, image_model, not no_audio_centering,
-                                      audio_hop_size, audio_batch_size, image_batch_size,
-                                      verbose=not quiet, audio_mode=mode,
-                                      audio=overwrite or not os.path.exists(audio_out),
-                                      image=overwrite or not os.path.exists(image_out))
-        api.write_video_outputs(result, audio_out, image_out, audio_model, image_model,
-                                audio_params)
-
-    _finish(run_job(files, outputs_of, process, overwrite, quiet, unmatched))
+    _finish(summary)
 
 
 @main.command()
@@ -1079,6 +1233,9 @@ def parse_args(args):
         exc.show()
         sys.exit(exc.exit_code)
     params = dict(ctx.params)
+    if not params["inputs"] and params.get("files_from") is None:
+        click.UsageError(NO_INPUTS, ctx).show()
+        sys.exit(2)
     namespace = argparse.Namespace(
         modality=args[0], inputs=list(params.pop("inputs")),
         input_repr=params.pop("input_repr", None) or DEFAULT_INPUT_REPR,
