@@ -180,10 +180,11 @@ def test_loading_a_checkpoint_that_a_running_training_replaces(dataset, tmp_path
     before it is read; loading then reads the newer one, and says so clearly if none comes."""
     import shutil
 
-    from openl3lite.training import train as train_module
+    from openl3lite.training import checkpoints
+    from openl3lite.training.train import load_checkpoint, train
 
     run = tmp_path / "run"
-    train_module.train(dataset, run, steps=2, eval_every=2, **TINY)
+    train(dataset, run, steps=2, eval_every=2, **TINY)
     folder = run / "checkpoint"
     state = json.loads((folder / "state.json").read_text())
     shutil.move(folder / state["checkpoint"], tmp_path / "moved.npz")  # removed mid-read
@@ -193,13 +194,13 @@ def test_loading_a_checkpoint_that_a_running_training_replaces(dataset, tmp_path
         (folder / "state.json").write_text(json.dumps(dict(state, step=3,
                                                            checkpoint="step-00000003.npz")))
 
-    monkeypatch.setattr(train_module.time, "sleep", newer_checkpoint_arrives)
-    model, loaded = train_module.load_checkpoint(run)
+    monkeypatch.setattr(checkpoints.time, "sleep", newer_checkpoint_arrives)
+    model, loaded = load_checkpoint(run)
     assert loaded["step"] == 3 and model.count_params() > 0
     (folder / "step-00000003.npz").unlink()
-    monkeypatch.setattr(train_module.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(checkpoints.time, "sleep", lambda seconds: None)
     with pytest.raises(OpenL3liteError, match="names step-00000003.npz, which is missing"):
-        train_module.load_checkpoint(run)
+        load_checkpoint(run)
 
 
 def _train_in_subprocess(dataset, run_dir, steps):
@@ -315,9 +316,10 @@ def test_data_parallel_over_two_devices_on_jax(dataset, tmp_path):
     """
     pytest.importorskip("jax")
     code = (
-        "import keras; import openl3lite.training.train as t; "
-        "t._accelerators = lambda: keras.distribution.list_devices(); "
-        f"r = t.train({dataset!r}, {str(tmp_path / 'dp')!r}, steps=2, checkpoint_every=2, "
+        "import keras; import openl3lite.training.runtime as rt; "
+        "from openl3lite.training.train import train; "
+        "rt._accelerators = lambda: keras.distribution.list_devices(); "
+        f"r = train({dataset!r}, {str(tmp_path / 'dp')!r}, steps=2, checkpoint_every=2, "
         f"eval_every=2, **{TINY!r}); "
         "d = keras.distribution.distribution(); "
         "print(type(d).__name__, len(d.device_mesh.devices.ravel()), r.step, "
@@ -377,8 +379,8 @@ def test_train_with_in_batch_negatives_resume_and_export(dataset, tmp_path):
     from openl3lite.training.batchnorm import batchnorm_layers
     from openl3lite.training.prepare import load_manifest
     from openl3lite.training.sampling import split_videos
-    from openl3lite.training.train import (TrainConfig, _pair_dataset, _refresh_batchnorm,
-                                           load_checkpoint)
+    from openl3lite.training.batches import _pair_dataset, refresh_batchnorm
+    from openl3lite.training.train import TrainConfig, load_checkpoint
 
     def statistics(model):
         return [np.array(v) for layer in batchnorm_layers(model)
@@ -389,8 +391,8 @@ def test_train_with_in_batch_negatives_resume_and_export(dataset, tmp_path):
     assert len(saved) == 2 * 19  # every BatchNorm of both trunks, both pool4s and the head
     train_ids, _ = split_videos(load_manifest(dataset), TINY["val_fraction"], 0)
     bn_sampler = _pair_dataset(dataset, train_ids, TINY["batch_size"], 0, True, "in-batch")
-    _refresh_batchnorm(build_avc_all_pairs_model(avc_model), avc_model, bn_sampler,
-                       TrainConfig.bn_batches)
+    refresh_batchnorm(build_avc_all_pairs_model(avc_model), avc_model, bn_sampler,
+                      TrainConfig.bn_batches)
     for before, after in zip(saved, statistics(avc_model)):
         np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-5)
 
