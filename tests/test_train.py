@@ -513,3 +513,54 @@ def test_a_run_can_start_from_an_exported_model(dataset, tmp_path):
     result = CliRunner().invoke(main, args + ["-o", str(tmp_path / "refused"), "--width", "0.5"])
     assert result.exit_code == 2 and "base.h5: has width=0.0625" in result.output
     assert not (tmp_path / "refused").exists()
+
+
+def test_defaults_and_help_are_written_once_in_train_config():
+    """train()'s keyword arguments and l3embed train's options take TrainConfig's defaults and
+    descriptions (openl3lite.training.config), so none can drift from the others."""
+    import inspect
+
+    from openl3lite.cli import train as train_command
+    from openl3lite.training.config import TRAIN_OPTIONS, TrainConfig, default_of, help_of
+    from openl3lite.training.train import train
+
+    signature = inspect.signature(train)
+    for name in TRAIN_OPTIONS:
+        assert signature.parameters[name].default == default_of(name) == getattr(TrainConfig,
+                                                                                  name), name
+        assert help_of(name).split(". ")[0] in " ".join(train.__doc__.split()), name
+    options = {p.name: p for p in train_command.params}
+    shared = [n for n in TRAIN_OPTIONS if n in options]
+    # all but val_batches, jit_compile and progress (the CLI's --quiet is its opposite)
+    assert len(shared) == len(TRAIN_OPTIONS) - 3
+    for name in shared:
+        assert options[name].default == default_of(name), name
+        assert options[name].help.startswith(help_of(name)), name
+    assert "{options}" not in train.__doc__ and "{options}" not in TrainConfig.__doc__
+
+
+def test_batch_stream_is_in_order_and_leaves_no_thread_behind(dataset):
+    """The training prefetcher (batching.prefetch over worker threads) yields the sampler's
+    batches k = start, start + 1, ...; stopped early while its buffer is full and its requests
+    are all made, its threads still end (the producer used to block forever on the last put)."""
+    import threading
+
+    from openl3lite.training.batches import batch_stream
+    from openl3lite.training.sampling import PairSampler
+
+    sampler = PairSampler(dataset, batch_size=4, seed=3)
+    with batch_stream(sampler, 5, 8, workers=2) as batches:
+        for k, (inputs, labels) in zip(range(5, 8), batches):
+            expected = sampler.sample_batch(k)
+            np.testing.assert_array_equal(inputs["image"], expected[0]["image"])
+            np.testing.assert_array_equal(labels, expected[1])
+    before = set(threading.enumerate())
+    with batch_stream(sampler, 0, 4, workers=2) as batches:  # 3 ahead + 1 held: all 4 asked
+        next(batches)
+        time.sleep(1.0)  # the producer has queued the rest and waits to say "done"
+        started = [t for t in set(threading.enumerate()) - before
+                   if t.name.startswith(("openl3lite-prefetch", "avc-batches"))]
+    assert any(t.name == "openl3lite-prefetch" for t in started)
+    for thread in started:
+        thread.join(timeout=5)
+        assert not thread.is_alive(), thread.name

@@ -34,12 +34,9 @@ def _option(default, help):
 class TrainConfig:
     """Everything that defines a training run (saved as ``config.json``).
 
-    The fields' defaults and descriptions are those of :func:`openl3lite.training.train.train`
-    and ``l3embed train``; ``optimizer`` is recorded, not chosen.
-
-    Attributes
-    ----------
-    {options}
+    Each field's default and description are written once, here (``help(TrainConfig)`` lists
+    them): :func:`openl3lite.training.train.train`'s keyword arguments and ``l3embed train``'s
+    options (``l3embed train --help``) read them. ``optimizer`` is recorded, not chosen.
     """
 
     dataset_dir: str = field(metadata={"help": (
@@ -184,27 +181,37 @@ def options_doc(names=TRAIN_OPTIONS):
     return "\n".join(entries)
 
 
-def document_options(documented, names=TRAIN_OPTIONS):
-    """Put the descriptions of some fields where a docstring says ``{options}``.
+def document_options(documented, names=TRAIN_OPTIONS, section="Other Parameters"):
+    """Add the descriptions of some fields to a numpy-style docstring, as a section of its own.
+
+    The section goes before ``Returns`` (or at the end); the docstring as written stays valid
+    for tools that read the source (the API pages).
 
     Parameters
     ----------
     documented : callable or class
-        Its docstring holds ``{options}`` on a line of its own.
     names : sequence of str
-        The fields to describe there.
+        The fields to describe.
+    section : str
+        The section's heading.
 
     Returns
     -------
     callable or class
-        ``documented``, its ``__doc__`` completed.
+        ``documented``, its ``__doc__`` completed (unchanged if it has none, as under
+        ``python -OO``).
     """
+    if not documented.__doc__:
+        return documented
     doc = inspect.cleandoc(documented.__doc__)
-    documented.__doc__ = doc.replace("{options}", options_doc(names))
+    added = f"{section}\n{'-' * len(section)}\n{options_doc(names)}\n\n"
+    at = doc.find("\nReturns\n-------\n")
+    documented.__doc__ = (doc.rstrip() + "\n\n" + added.rstrip() if at < 0
+                          else doc[:at + 1] + added + doc[at + 1:])
     return documented
 
 
-document_options(TrainConfig, tuple(_FIELDS))
+document_options(TrainConfig, tuple(_FIELDS), "Attributes")
 
 
 def make_config(dataset_dir, **options):

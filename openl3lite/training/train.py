@@ -94,6 +94,10 @@ def train(dataset_dir, run_dir, input_repr=_D.input_repr, width=_D.width,
     and on Ctrl-C a complete checkpoint is written (:mod:`openl3lite.training.checkpoints`);
     a resumed run continues exactly as the uninterrupted run would have.
 
+    The keyword arguments but ``resume`` are the run's settings: the fields of
+    :class:`~openl3lite.training.config.TrainConfig`, with its defaults and meanings
+    (``help(train)`` lists them under "Other Parameters"; ``l3embed train --help`` too).
+
     Parameters
     ----------
     dataset_dir : str
@@ -105,7 +109,6 @@ def train(dataset_dir, run_dir, input_repr=_D.input_repr, width=_D.width,
         Continue the run in ``run_dir`` from its latest complete checkpoint (from step 0 if
         none was written yet; a fresh run if ``run_dir`` is empty). Refused if the input
         representation, width, batch size, seed, validation fraction or negatives differ.
-    {options}
 
     Returns
     -------
