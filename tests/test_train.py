@@ -376,10 +376,10 @@ def test_train_with_in_batch_negatives_resume_and_export(dataset, tmp_path):
     # fixed BN batches: recomputing them again changes nothing (the moving averages of 4
     # steps at momentum 0.99 would still be near their initial 0 and 1).
     from openl3lite.network import build_avc_all_pairs_model
+    from openl3lite.training.batches import _pair_dataset, refresh_batchnorm
     from openl3lite.training.batchnorm import batchnorm_layers
     from openl3lite.training.prepare import load_manifest
     from openl3lite.training.sampling import split_videos
-    from openl3lite.training.batches import _pair_dataset, refresh_batchnorm
     from openl3lite.training.train import TrainConfig, load_checkpoint
 
     def statistics(model):
