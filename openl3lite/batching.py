@@ -39,20 +39,26 @@ def prefetch(iterable, depth=2):
     items = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def put(item):
+        """Hand ``item`` to the consumer; False once the consumer has stopped."""
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce():
+        # every put gives up once the consumer stops, so the thread ends even when the
+        # iterable ends or fails while the buffer is full and nobody reads it any more
         try:
             for item in iterable:
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            items.put(_DONE)
+            put(_DONE)
         except BaseException as exc:  # handed to the consumer
-            items.put(_Failure(exc))
+            put(_Failure(exc))
 
     thread = threading.Thread(target=produce, daemon=True, name="openl3lite-prefetch")
     thread.start()

@@ -22,6 +22,7 @@ from .errors import OpenL3liteError
 from .facts import (AUDIO_EMBEDDING_SIZES, CONTENT_TYPES, DEFAULT_BATCH_SIZE,
                     DEFAULT_CONTENT_TYPE, DEFAULT_HOP_SIZE, DEFAULT_INPUT_REPR, FRONTENDS,
                     IMAGE_EMBEDDING_SIZES, INPUT_REPRS)
+from .training import config as train_config
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc", ".au",
                     ".snd", ".caf", ".w64", ".rf64", ".opus",
@@ -777,54 +778,42 @@ def _architecture_of(ctx, model_path, input_repr, width):
             width if given("width") else metadata.width)
 
 
+def _from_config(name, more_help=""):
+    """``default``, ``show_default`` and ``help`` of the ``l3embed train`` option of a
+    TrainConfig field: the library's default and description (written once, in
+    :mod:`openl3lite.training.config`), plus ``more_help`` for what only the CLI does."""
+    default = train_config.default_of(name)
+    return {"default": default, "show_default": default is not None,
+            "help": train_config.help_of(name) + more_help}
+
+
 @main.command()
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--output-dir", "-o", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run folder (config, metrics.csv, curves.png, checkpoints). Keep it outside "
                    "your source tree.")
-@click.option("--input-repr", "-i", type=click.Choice(["linear", "mel128", "mel256"]),
-              default="mel128", show_default=True, help="Audio representation.")
-@click.option("--width", type=float, default=0.25, show_default=True,
-              help="Width multiplier (1 = the paper's network).")
-@click.option("--batch-size", "-b", type=int, default=64, show_default=True,
-              help="Pairs per step: half of them corresponding, or all of them with "
-                   "--negatives in-batch.")
-@click.option("--negatives", type=click.Choice(["sampled", "in-batch"]), default="sampled",
-              show_default=True,
-              help="sampled: the paper's 50/50 pairs. in-batch: every frame is also scored "
-                   "against the other videos' clips of its batch (many more negatives for the "
-                   "same compute).")
-@click.option("--head-init", type=click.Choice(["zeros", "matching"]), default="zeros",
-              show_default=True,
-              help="How the fusion head starts. zeros: output layer at zero (p = 0.5 for every "
-                   "pair). matching: the same layers started as a distance between the audio and "
-                   "image vectors, so the correspondence signal reaches both subnetworks from the "
-                   "first step.")
-@click.option("--steps", type=int, default=10000, show_default=True, help="Training steps.")
-@click.option("--learning-rate", "--lr", type=float, default=1e-4, show_default=True)
-@click.option("--weight-decay", type=float, default=1e-5, show_default=True)
-@click.option("--val-fraction", type=float, default=0.1, show_default=True,
-              help="Share of videos held out for validation (split by video).")
+@click.option("--input-repr", "-i", type=click.Choice(train_config.choices_of("input_repr")),
+              **_from_config("input_repr"))
+@click.option("--width", type=float, **_from_config("width"))
+@click.option("--batch-size", "-b", type=int, **_from_config("batch_size"))
+@click.option("--negatives", type=click.Choice(train_config.choices_of("negatives")),
+              **_from_config("negatives"))
+@click.option("--head-init", type=click.Choice(train_config.choices_of("head_init")),
+              **_from_config("head_init"))
+@click.option("--steps", type=int, **_from_config("steps"))
+@click.option("--learning-rate", "--lr", type=float, **_from_config("learning_rate"))
+@click.option("--weight-decay", type=float, **_from_config("weight_decay"))
+@click.option("--val-fraction", type=float, **_from_config("val_fraction"))
 @click.option("--heldout", "heldout_dir", type=click.Path(exists=True, file_okay=False),
-              default=None, help="A second prepared dataset whose AVC accuracy is also logged.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--checkpoint-every", type=int, default=200, show_default=True)
-@click.option("--eval-every", type=int, default=100, show_default=True)
-@click.option("--bn-batches", type=int, default=16, show_default=True,
-              help="Training batches BatchNorm statistics are recomputed on (with the current "
-                   "weights) before every evaluation and checkpoint; 0 keeps the moving "
-                   "averages.")
-@click.option("--speed-jitter", type=float, default=0.0, show_default=True,
-              help="Play each training clip at a random speed in [1 - J, 1 + J] (tempo and "
-                   "pitch together, as speed perturbation does for speech); 0 is the paper's "
-                   "augmentation.")
-@click.option("--init-from", "init_from", type=click.Path(dir_okay=False), default=None,
-              metavar="MODEL",
-              help="Start from the weights of this model file (`l3embed export`'s or a released "
-                   "model's) instead of random ones: fine-tuning. --width and --input-repr "
-                   "default to the file's; --head-init is ignored.")
-@click.option("--workers", "-w", type=int, default=2, show_default=True,
-              help="Threads producing batches ahead of the model.")
+              **_from_config("heldout_dir"))
+@click.option("--seed", type=int, **_from_config("seed"))
+@click.option("--checkpoint-every", type=int, **_from_config("checkpoint_every"))
+@click.option("--eval-every", type=int, **_from_config("eval_every"))
+@click.option("--bn-batches", type=int, **_from_config("bn_batches"))
+@click.option("--speed-jitter", type=float, **_from_config("speed_jitter"))
+@click.option("--init-from", "init_from", type=click.Path(dir_okay=False), metavar="MODEL",
+              **_from_config("init_from", " --width and --input-repr default to the file's."))
+@click.option("--workers", "-w", type=int, **_from_config("workers"))
 @click.option("--resume", is_flag=True, help="Continue the run in --output-dir from its latest "
                                               "checkpoint.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

@@ -484,12 +484,46 @@ def avc_accuracy(avc_model, dataset_dir, n_pairs=2048, batch_size=64, seed=0, pr
     sampler = PairSampler(os.fspath(dataset_dir), batch_size=batch_size, seed=seed,
                           augment=False)
     n_batches = -(-n_pairs // batch_size)
+    batches = (sampler.sample_batch(k) for k in tqdm(range(n_batches), disable=not progress,
+                                                     unit="batch", desc="AVC pairs"))
+    return score_avc_batches(avc_model, batches)
+
+
+#: Probabilities are clipped to ``[AVC_LOSS_EPSILON, 1 - AVC_LOSS_EPSILON]`` before the log, as
+#: Keras' cross-entropy (the training loss) clips them with ``keras.config.epsilon()``.
+AVC_LOSS_EPSILON = 1e-7
+
+
+def score_avc_batches(avc_model, batches):
+    """Accuracy and loss of an AVC model on batches of pairs (inference mode).
+
+    The one AVC scoring function: training's validation and held-out rows and
+    ``l3embed evaluate-avc`` (:func:`avc_accuracy`) both use it.
+
+    Parameters
+    ----------
+    avc_model : keras.Model
+        :func:`openl3lite.network.build_avc_model` layout: ``{"audio": (B, 48000),
+        "image": (B, 224, 224, 3)}`` -> (B, 2) probabilities (index 1 = corresponds).
+    batches : iterable of (dict, np.ndarray)
+        ``(inputs, labels)``, labels int (B,) with 1 for corresponding pairs, e.g.
+        :meth:`openl3lite.training.sampling.PairSampler.sample_batch` results.
+
+    Returns
+    -------
+    dict
+        ``accuracy`` (share of pairs whose larger probability is their label's), ``loss``
+        (mean cross-entropy over pairs, nats, probabilities clipped by
+        :data:`AVC_LOSS_EPSILON`), ``n_pairs``, ``stderr`` (binomial standard error of the
+        accuracy), ``positive_accuracy`` and ``negative_accuracy``.
+    """
     correct, nll, labels_all = [], [], []
-    for k in tqdm(range(n_batches), disable=not progress, unit="batch", desc="AVC pairs"):
-        inputs, labels = sampler.sample_batch(k)
+    for inputs, labels in batches:
+        labels = np.asarray(labels)
         probs = np.asarray(avc_model.predict_on_batch(inputs), dtype=np.float64)
         correct.append(np.argmax(probs, axis=1) == labels)
-        nll.append(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)))
+        chosen = probs[np.arange(len(labels)), labels]
+        nll.append(-np.log(np.clip(chosen, AVC_LOSS_EPSILON, 1.0 - AVC_LOSS_EPSILON)))
         labels_all.append(labels)
     correct, nll, labels = map(np.concatenate, (correct, nll, labels_all))
     return dict(pair_accuracy(correct, labels), loss=float(nll.mean()))

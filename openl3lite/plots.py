@@ -1,4 +1,5 @@
-"""Figures: confusion matrices and 2-D embedding maps (matplotlib, no display needed)."""
+"""Figures: confusion matrices, 2-D embedding maps, localisation overlays and training curves
+(matplotlib, no display needed)."""
 
 import os
 
@@ -14,13 +15,13 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path):
+def _save(fig, path, dpi=110):
     plt = _pyplot()
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".tmp-{os.path.basename(path)}")
     try:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png")
         os.replace(tmp, path)
     finally:
         plt.close(fig)
@@ -213,3 +214,38 @@ def plot_audio_localization(spectrogram, heatmap, path, time_range=(0.0, 1.0), t
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     _save(fig, path)
+
+
+def plot_curves(history, path):
+    """Draw loss and AVC accuracy against step (train, validation, held-out) to a PNG.
+
+    Parameters
+    ----------
+    history : list of dict
+        Rows as in a training run's ``metrics.csv`` (:mod:`openl3lite.training.logs`): ``step``
+        and any of ``train_loss``, ``val_loss``, ``heldout_loss`` (nats) and ``train_acc``,
+        ``val_acc``, ``heldout_acc`` (None where not computed).
+    path : str
+        PNG file (1000 x 400 pixels), replaced atomically.
+    """
+    plt = _pyplot()
+    steps = [row["step"] for row in history]
+
+    def series(key):
+        return [np.nan if row.get(key) is None else row[key] for row in history]
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, keys in ((ax_loss, ("train_loss", "val_loss", "heldout_loss")),
+                     (ax_acc, ("train_acc", "val_acc", "heldout_acc"))):
+        for key in keys:
+            values = series(key)
+            if not np.all(np.isnan(values)):
+                ax.plot(steps, values, marker=".", label=key.split("_")[0])
+        ax.axhline(0.5 if ax is ax_acc else np.log(2), color="grey", lw=0.8, ls=":",
+                   label="chance")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax_loss.set(xlabel="step", ylabel="cross-entropy", title="AVC loss")
+    ax_acc.set(xlabel="step", ylabel="accuracy", title="AVC accuracy")
+    fig.tight_layout()
+    _save(fig, path, dpi=100)

@@ -180,10 +180,11 @@ def test_loading_a_checkpoint_that_a_running_training_replaces(dataset, tmp_path
     before it is read; loading then reads the newer one, and says so clearly if none comes."""
     import shutil
 
-    from openl3lite.training import train as train_module
+    from openl3lite.training import checkpoints
+    from openl3lite.training.train import load_checkpoint, train
 
     run = tmp_path / "run"
-    train_module.train(dataset, run, steps=2, eval_every=2, **TINY)
+    train(dataset, run, steps=2, eval_every=2, **TINY)
     folder = run / "checkpoint"
     state = json.loads((folder / "state.json").read_text())
     shutil.move(folder / state["checkpoint"], tmp_path / "moved.npz")  # removed mid-read
@@ -193,13 +194,13 @@ def test_loading_a_checkpoint_that_a_running_training_replaces(dataset, tmp_path
         (folder / "state.json").write_text(json.dumps(dict(state, step=3,
                                                            checkpoint="step-00000003.npz")))
 
-    monkeypatch.setattr(train_module.time, "sleep", newer_checkpoint_arrives)
-    model, loaded = train_module.load_checkpoint(run)
+    monkeypatch.setattr(checkpoints.time, "sleep", newer_checkpoint_arrives)
+    model, loaded = load_checkpoint(run)
     assert loaded["step"] == 3 and model.count_params() > 0
     (folder / "step-00000003.npz").unlink()
-    monkeypatch.setattr(train_module.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(checkpoints.time, "sleep", lambda seconds: None)
     with pytest.raises(OpenL3liteError, match="names step-00000003.npz, which is missing"):
-        train_module.load_checkpoint(run)
+        load_checkpoint(run)
 
 
 def _train_in_subprocess(dataset, run_dir, steps):
@@ -326,9 +327,10 @@ def test_data_parallel_over_two_devices_on_jax(dataset, tmp_path):
     """
     pytest.importorskip("jax")
     code = (
-        "import keras; import openl3lite.training.train as t; "
-        "t._accelerators = lambda: keras.distribution.list_devices(); "
-        f"r = t.train({dataset!r}, {str(tmp_path / 'dp')!r}, steps=2, checkpoint_every=2, "
+        "import keras; import openl3lite.training.runtime as rt; "
+        "from openl3lite.training.train import train; "
+        "rt._accelerators = lambda: keras.distribution.list_devices(); "
+        f"r = train({dataset!r}, {str(tmp_path / 'dp')!r}, steps=2, checkpoint_every=2, "
         f"eval_every=2, **{TINY!r}); "
         "d = keras.distribution.distribution(); "
         "print(type(d).__name__, len(d.device_mesh.devices.ravel()), r.step, "
@@ -385,11 +387,11 @@ def test_train_with_in_batch_negatives_resume_and_export(dataset, tmp_path):
     # fixed BN batches: recomputing them again changes nothing (the moving averages of 4
     # steps at momentum 0.99 would still be near their initial 0 and 1).
     from openl3lite.network import build_avc_all_pairs_model
+    from openl3lite.training.batches import _pair_dataset, refresh_batchnorm
     from openl3lite.training.batchnorm import batchnorm_layers
     from openl3lite.training.prepare import load_manifest
     from openl3lite.training.sampling import split_videos
-    from openl3lite.training.train import (TrainConfig, _pair_dataset, _refresh_batchnorm,
-                                           load_checkpoint)
+    from openl3lite.training.train import TrainConfig, load_checkpoint
 
     def statistics(model):
         return [np.array(v) for layer in batchnorm_layers(model)
@@ -400,8 +402,8 @@ def test_train_with_in_batch_negatives_resume_and_export(dataset, tmp_path):
     assert len(saved) == 2 * 19  # every BatchNorm of both trunks, both pool4s and the head
     train_ids, _ = split_videos(load_manifest(dataset), TINY["val_fraction"], 0)
     bn_sampler = _pair_dataset(dataset, train_ids, TINY["batch_size"], 0, True, "in-batch")
-    _refresh_batchnorm(build_avc_all_pairs_model(avc_model), avc_model, bn_sampler,
-                       TrainConfig.bn_batches)
+    refresh_batchnorm(build_avc_all_pairs_model(avc_model), avc_model, bn_sampler,
+                      TrainConfig.bn_batches)
     for before, after in zip(saved, statistics(avc_model)):
         np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-5)
 
@@ -522,3 +524,54 @@ def test_a_run_can_start_from_an_exported_model(dataset, tmp_path):
     result = CliRunner().invoke(main, args + ["-o", str(tmp_path / "refused"), "--width", "0.5"])
     assert result.exit_code == 2 and "base.h5: has width=0.0625" in result.output
     assert not (tmp_path / "refused").exists()
+
+
+def test_defaults_and_help_are_written_once_in_train_config():
+    """train()'s keyword arguments and l3embed train's options take TrainConfig's defaults and
+    descriptions (openl3lite.training.config), so none can drift from the others."""
+    import inspect
+
+    from openl3lite.cli import train as train_command
+    from openl3lite.training.config import TRAIN_OPTIONS, TrainConfig, default_of, help_of
+    from openl3lite.training.train import train
+
+    signature = inspect.signature(train)
+    for name in TRAIN_OPTIONS:
+        assert signature.parameters[name].default == default_of(name) == getattr(TrainConfig,
+                                                                                  name), name
+        assert help_of(name).split(". ")[0] in " ".join(train.__doc__.split()), name
+    options = {p.name: p for p in train_command.params}
+    shared = [n for n in TRAIN_OPTIONS if n in options]
+    # all but val_batches, jit_compile and progress (the CLI's --quiet is its opposite)
+    assert len(shared) == len(TRAIN_OPTIONS) - 3
+    for name in shared:
+        assert options[name].default == default_of(name), name
+        assert options[name].help.startswith(help_of(name)), name
+    assert "{options}" not in train.__doc__ and "{options}" not in TrainConfig.__doc__
+
+
+def test_batch_stream_is_in_order_and_leaves_no_thread_behind(dataset):
+    """The training prefetcher (batching.prefetch over worker threads) yields the sampler's
+    batches k = start, start + 1, ...; stopped early while its buffer is full and its requests
+    are all made, its threads still end (the producer used to block forever on the last put)."""
+    import threading
+
+    from openl3lite.training.batches import batch_stream
+    from openl3lite.training.sampling import PairSampler
+
+    sampler = PairSampler(dataset, batch_size=4, seed=3)
+    with batch_stream(sampler, 5, 8, workers=2) as batches:
+        for k, (inputs, labels) in zip(range(5, 8), batches):
+            expected = sampler.sample_batch(k)
+            np.testing.assert_array_equal(inputs["image"], expected[0]["image"])
+            np.testing.assert_array_equal(labels, expected[1])
+    before = set(threading.enumerate())
+    with batch_stream(sampler, 0, 4, workers=2) as batches:  # 3 ahead + 1 held: all 4 asked
+        next(batches)
+        time.sleep(1.0)  # the producer has queued the rest and waits to say "done"
+        started = [t for t in set(threading.enumerate()) - before
+                   if t.name.startswith(("openl3lite-prefetch", "avc-batches"))]
+    assert any(t.name == "openl3lite-prefetch" for t in started)
+    for thread in started:
+        thread.join(timeout=5)
+        assert not thread.is_alive(), thread.name

@@ -24,7 +24,7 @@ def training_details(state, extra=None):
     Parameters
     ----------
     state : dict
-        A checkpoint's ``state.json`` (see :mod:`openl3lite.training.train`).
+        A checkpoint's ``state.json`` (see :mod:`openl3lite.training.checkpoints`).
     extra : dict, optional
         More entries; they override the computed ones.
 
@@ -87,7 +87,7 @@ def export_model(run_dir_or_checkpoint, out_path, name, extra=None, bn_batches=0
         More metadata to record (JSON-serialisable).
     bn_batches : int
         If > 0, then recompute the BatchNorm statistics on this many training batches of the
-        run's dataset first (see :func:`~openl3lite.training.train.load_checkpoint`); recorded as
+        run's dataset first (see :func:`~openl3lite.training.checkpoints.load_checkpoint`); recorded as
         ``batchnorm_recomputed_at_export``. Runs trained with ``bn_batches > 0`` need not.
 
     Returns
