@@ -20,9 +20,21 @@ import click
 import openl3lite  # sets TF_CPP_MIN_LOG_LEVEL to 3 unless the user set it
 
 from .errors import OpenL3liteError
-from .facts import (AUDIO_EMBEDDING_SIZES, CONTENT_TYPES, DEFAULT_BATCH_SIZE,
-                    DEFAULT_CONTENT_TYPE, DEFAULT_HOP_SIZE, DEFAULT_INPUT_REPR, FRONTENDS,
-                    IMAGE_EMBEDDING_SIZES, INPUT_REPRS)
+from .facts import (
+    AUDIO_EMBEDDING_SIZES,
+    CONTENT_TYPES,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONTENT_TYPE,
+    DEFAULT_ENGINE,
+    DEFAULT_HOP_SIZE,
+    DEFAULT_INPUT_REPR,
+    ENGINES,
+    EXPORT_FORMATS,
+    EXPORT_PARTS,
+    FRONTENDS,
+    IMAGE_EMBEDDING_SIZES,
+    INPUT_REPRS,
+)
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc", ".au",
                     ".snd", ".caf", ".w64", ".rf64", ".opus",
@@ -273,6 +285,29 @@ POSITIVE_FLOAT = _Checked(positive_float, "SECONDS")
 POSITIVE_INT = _Checked(positive_int, "N")
 
 
+def _engine_option(func):
+    return click.option(
+        "--engine", type=click.Choice(ENGINES), default=DEFAULT_ENGINE, show_default=True,
+        help="Where exact mode runs the network: Keras, or the network converted once to ONNX "
+             "(cached by its weights' sha256, verified against Keras) and run by ONNX Runtime "
+             "or OpenVINO (pip install 'openl3lite[export]'). Fast mode's trunk runs in "
+             "Keras.")(func)
+
+
+def _prepare_engine(model, engine):
+    """Convert (or find in the cache) a model's network for ``engine`` before any file is
+    processed, so a failure is a set-up error and not one per file."""
+    from . import engines
+
+    if engine == DEFAULT_ENGINE:
+        return
+    try:
+        engines.predictor(model, engine, waveform_input=getattr(model, "frontend",
+                                                                "kapre") != "librosa")
+    except OpenL3liteError as exc:
+        _fail_setup(exc)
+
+
 def _audio_options(func):
     options = [
         click.option("--model", "model_path", type=MODEL, default=None,
@@ -456,10 +491,11 @@ def main():
 @click.argument("inputs", nargs=-1, required=True)
 @_common_output_options
 @_audio_options
+@_engine_option
 @_needs_backend
 def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
           audio_embedding_size, no_audio_centering, audio_hop_size, audio_batch_size, frontend,
-          resampler, fast):
+          resampler, fast, engine):
     """Embed audio files: INPUTS are files, folders (searched recursively) or glob patterns.
 
     WAV, FLAC, OGG/Opus, MP3 and AIFF are read directly; M4A/AAC, WMA and other formats ffmpeg
@@ -476,13 +512,15 @@ def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
     except OpenL3liteError as exc:
         _fail_setup(exc)
     mode = "fast" if fast else "exact"
+    _prepare_engine(model, engine)
     params = {"hop_size": audio_hop_size, "center": not no_audio_centering,
               "resampler": resampler, "mode": mode}
 
     def process(path):
         embedding, timestamps = api.embed_audio_file(
             path, model, center=not no_audio_centering, hop_size=audio_hop_size,
-            batch_size=audio_batch_size, resampler=resampler, verbose=not quiet, mode=mode)
+            batch_size=audio_batch_size, resampler=resampler, verbose=not quiet, mode=mode,
+            engine=engine)
         write_npz_atomic(output_path(path, output_dir, suffix), embedding=embedding,
                          timestamps=timestamps, **provenance(model, embedding, **params))
 
@@ -503,9 +541,10 @@ def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
               default=DEFAULT_CONTENT_TYPE, show_default=True,
               help="Which OpenL3 image model by default.")
 @_image_options
+@_engine_option
 @_needs_backend
 def image(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
-          image_embedding_size, image_batch_size):
+          image_embedding_size, image_batch_size, engine):
     """Embed image files: INPUTS are files, folders (searched recursively) or glob patterns."""
     from . import api
     from . import image as image_io
@@ -517,10 +556,11 @@ def image(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
                                   int(image_embedding_size))
     except OpenL3liteError as exc:
         _fail_setup(exc)
+    _prepare_engine(model, engine)
 
     def process(path):
         batch = image_io.as_image_batch(image_io.read_image(path), path)
-        embedding = api.embed_images(batch, model, image_batch_size, False, path)
+        embedding = api.embed_images(batch, model, image_batch_size, False, path, engine)
         write_npz_atomic(output_path(path, output_dir, suffix), embedding=embedding,
                          **provenance(model, embedding))
 
@@ -537,10 +577,11 @@ def image(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
               help="Separate image weights (OpenL3 ships audio and image weights in separate "
                    "files): a model name or file. Default: --model's image part, or OpenL3's "
                    "image weights for --input-repr / --content-type.")
+@_engine_option
 @_needs_backend
 def video(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
           audio_embedding_size, no_audio_centering, audio_hop_size, audio_batch_size, frontend,
-          resampler, fast, image_embedding_size, image_batch_size, image_model_path):
+          resampler, fast, image_embedding_size, image_batch_size, image_model_path, engine):
     """Embed videos' audio tracks and frames: writes NAME_audio.npz and NAME_image.npz."""
     from . import api
     from .output import output_path
@@ -555,6 +596,8 @@ def video(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
     except OpenL3liteError as exc:
         _fail_setup(exc)
     mode = "fast" if fast else "exact"
+    _prepare_engine(audio_model, engine)
+    _prepare_engine(image_model, engine)
     audio_params = {"hop_size": audio_hop_size, "center": not no_audio_centering,
                     "resampler": "kaiser_best", "mode": mode}
 
@@ -568,7 +611,8 @@ def video(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
                                       audio_hop_size, audio_batch_size, image_batch_size,
                                       verbose=not quiet, audio_mode=mode,
                                       audio=overwrite or not os.path.exists(audio_out),
-                                      image=overwrite or not os.path.exists(image_out))
+                                      image=overwrite or not os.path.exists(image_out),
+                                      engine=engine)
         api.write_video_outputs(result, audio_out, image_out, audio_model, image_model,
                                 audio_params)
 
@@ -733,6 +777,44 @@ def export(run_dir, output, name, overwrite, bn_batches):
     click.echo(f"wrote {output} ({metadata.input_repr}, width {metadata.width})")
 
 
+@main.command("export-model")
+@click.argument("model_path", metavar="MODEL", type=MODEL)
+@click.option("--format", "-f", "fmt", type=click.Choice(EXPORT_FORMATS), required=True,
+              help="onnx (checked in ONNX Runtime), tflite (checked in ai-edge-litert) or "
+                   "saved_model (a folder, checked in TensorFlow).")
+@click.option("--part", type=click.Choice(EXPORT_PARTS), default="audio", show_default=True,
+              help="Which network: audio (waveform in, spectrogram inside) or image.")
+@click.option("--embedding-size", type=click.Choice(["6144", "8192", "512"]), default=None,
+              help="Embedding size (default: 6144 for audio, 8192 for image).")
+@click.option("--output", "-o", "output", required=True, type=click.Path(),
+              help="Output file (a folder for saved_model); the metadata goes to OUTPUT.json.")
+@click.option("--overwrite", "-ow", is_flag=True, help="Replace an existing output.")
+@_needs_backend
+def export_model_command(model_path, fmt, part, embedding_size, output, overwrite):
+    """Export MODEL's audio or image embedding network for deployment (ONNX, TFLite or
+    SavedModel), with a JSON metadata file, after checking it against the Keras model.
+
+    MODEL is a model name (`l3embed models`) or a weights file. Not to be confused with
+    `l3embed export`, which turns a training run into a model file.
+    """
+    from .deploy import export_model
+
+    size = int(embedding_size) if embedding_size else None
+    if size is not None and size not in {"audio": AUDIO_EMBEDDING_SIZES,
+                                         "image": IMAGE_EMBEDDING_SIZES}[part]:
+        raise click.BadParameter(f"{size} is not an embedding size of the {part} network",
+                                 param_hint="--embedding-size")
+    try:
+        metadata = export_model(model_path, fmt, output, part=part, embedding_size=size,
+                                overwrite=overwrite)
+    except OpenL3liteError as exc:
+        _fail_setup(exc)
+    worst = max(metadata["verification"].values(), key=lambda v: v["max_rel_diff"])
+    click.echo(f"wrote {output} and {output}.json ({fmt}, {part}, {metadata['embedding_size']}-D;"
+               f" largest difference from Keras {worst['max_rel_diff']:.2g} of the embedding's "
+               "scale)")
+
+
 @main.command()
 @click.argument("labels")
 @click.option("--modality", type=click.Choice(["audio", "image"]), default="audio",
@@ -773,7 +855,7 @@ def evaluate(labels, modality, model_paths, random_baseline, logmel_baseline, em
     if plot and not output_dir:
         raise click.BadParameter("--plot needs --output-dir to write the map to",
                                  param_hint="--plot")
-    split = lambda text: [g.strip() for g in text.split(",")] if text else None  # noqa: E731
+    split = lambda text: [g.strip() for g in text.split(",")] if text else None
     failures = []
     try:
         suffixes = evaluation.AUDIO_SUFFIXES if modality == "audio" else \
