@@ -53,9 +53,27 @@ def spectrogram_shape(input_repr):
 def mel_filterbank(n_mels):
     """librosa's Slaney mel filterbank for 48 kHz, n_fft 2048, 0-24 kHz.
 
+    Read from ``mel_filterbanks.npz`` in the package: librosa's own output (float32), stored so
+    that building a model does not import librosa (about 60 MB of memory);
+    :func:`librosa_mel_filterbank` computes it, and a test checks that the two are equal.
+
     Parameters
     ----------
     n_mels : int
+        128 or 256.
+
+    Returns
+    -------
+    np.ndarray, float32, shape (1025, n_mels)
+    """
+    from importlib import resources
+
+    with resources.files("openl3lite").joinpath("mel_filterbanks.npz").open("rb") as f:
+        return np.ascontiguousarray(np.load(f)[f"mel{n_mels}"], dtype=np.float32)
+
+
+def librosa_mel_filterbank(n_mels):
+    """:func:`mel_filterbank` computed by librosa.
 
     Returns
     -------
