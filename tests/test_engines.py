@@ -83,7 +83,7 @@ def test_openl3_fixtures_through_the_engine(home, fixtures_dir, manifest, openl3
 
     cases = [c for c in manifest["cases"] if c["file"].startswith("audio")
              and c["input_repr"] == "mel256" and c["frontend"] == "kapre"
-             and not isinstance(c["input"], list)][:2]
+             and c["embedding_size"] == 6144 and not isinstance(c["input"], list)][:2]
     assert cases
     for case in cases:
         model = openl3_audio_model(case["input_repr"], case["embedding_size"], case["frontend"])
