@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import FSDD, REPO, require
+from conftest import REPO
 
 pytest.importorskip("tf2onnx")
 pytest.importorskip("onnxruntime")
@@ -118,7 +118,7 @@ def _tamper_onnx(source, target):
     graph = onnx.load(source)
     largest = max(graph.graph.initializer, key=lambda t: int(np.prod(t.dims)))
     values = numpy_helper.to_array(largest).copy()
-    values.flat[: values.size // 10] *= -1.0
+    values.flat[: values.size // 10] *= 1.5
     largest.CopyFrom(numpy_helper.from_array(values, largest.name))
     onnx.save(graph, target)
 
@@ -195,12 +195,17 @@ def _docs_snippet():
 
 
 def test_docs_example_runs_without_openl3lite(exports, shipped_audio, tmp_path):
-    """The docs' example, run where ``import openl3lite`` fails, gives exact mode's
-    embeddings and timestamps."""
-    require(FSDD)
+    """The docs' example, run where ``import openl3lite`` fails, on real speech at 48 kHz (three
+    recordings, resampled by openl3lite, one after the other): exact mode's timestamps and,
+    within the speech tolerance, its embeddings. (At other rates the example's resampy differs
+    from openl3lite's kaiser_best, which reproduces resampy 0.2.2, by round-off.)"""
+    from openl3lite.audio import resample
+
     path, _ = exports[("audio", "onnx")]
+    speech = np.concatenate([resample(sf.read(REPO / "examples" / "data" / name)[0], 8000)
+                             for name in ("3_theo_7.wav", "7_yweweler_12.wav", "0_theo_25.wav")])
+    sf.write(tmp_path / "speech.wav", speech, 48000, subtype="FLOAT")
     os.symlink(path, tmp_path / "audio.onnx")
-    os.symlink(SPEECH, tmp_path / "speech.wav")
     code = ("import sys\nsys.modules['openl3lite'] = None  # import openl3lite fails\n"
             + _docs_snippet()
             + "\nimport numpy\nnumpy.save('embedding.npy', embedding)\n"
@@ -209,10 +214,10 @@ def test_docs_example_runs_without_openl3lite(exports, shipped_audio, tmp_path):
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     embedding = np.load(tmp_path / "embedding.npy")
-    reference, timestamps = openl3lite.get_audio_embedding(*sf.read(SPEECH), model=shipped_audio,
-                                                           verbose=False)
+    reference, timestamps = openl3lite.get_audio_embedding(
+        *sf.read(tmp_path / "speech.wav"), model=shipped_audio, verbose=False)
     np.testing.assert_array_equal(np.load(tmp_path / "timestamps.npy"), timestamps)
-    assert embedding.shape == reference.shape
+    assert embedding.shape == reference.shape and len(reference) > 3
     assert np.abs(embedding - reference).max() / np.abs(reference).max() \
         <= EXPORT_SPEECH_TOLERANCE["mel128"]
 
