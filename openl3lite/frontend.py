@@ -173,13 +173,15 @@ def dft_kernel(n_fft):
 @keras.saving.register_keras_serializable(package="openl3lite")
 class DFTSpectrogram(Spectrogram):
     """:class:`Spectrogram` with the STFT computed as a strided 1-D convolution by fixed DFT
-    kernels (:func:`dft_kernel`) instead of an FFT: the ops every export format and inference
-    engine has (ONNX Runtime refuses the RFFT node of an FFT graph at common opsets).
+    kernels (:func:`dft_kernel`) instead of an FFT: ops every export format and inference
+    engine has (Keras's own ONNX export of the FFT graph gave an RFFT node that ONNX Runtime
+    refused at opset 15).
 
     Same input and output as :class:`Spectrogram`. The values agree with it to float32
     round-off, which matters only in bins within about 10 dB of the -80 dB floor (see
-    :data:`openl3lite.facts.EXPORT_SPEECH_TOLERANCE`). It costs about 0.84 GFLOP-MACs per
-    window for the mel representations (n_fft 2048), against some 12 for the full network.
+    :data:`openl3lite.facts.EXPORT_SPEECH_TOLERANCE`). It costs about 0.84 G multiply-adds
+    per window for the mel representations (n_fft 2048), against some 12 G for the full-width
+    network.
     """
 
     def __init__(self, input_repr="mel256", **kwargs):
