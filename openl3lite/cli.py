@@ -789,7 +789,6 @@ def export(run_dir, output, name, overwrite, bn_batches):
 @click.option("--output", "-o", "output", required=True, type=click.Path(),
               help="Output file (a folder for saved_model); the metadata goes to OUTPUT.json.")
 @click.option("--overwrite", "-ow", is_flag=True, help="Replace an existing output.")
-@_needs_backend
 def export_model_command(model_path, fmt, part, embedding_size, output, overwrite):
     """Export MODEL's audio or image embedding network for deployment (ONNX, TFLite or
     SavedModel), with a JSON metadata file, after checking it against the Keras model.
@@ -804,6 +803,9 @@ def export_model_command(model_path, fmt, part, embedding_size, output, overwrit
                                          "image": IMAGE_EMBEDDING_SIZES}[part]:
         raise click.BadParameter(f"{size} is not an embedding size of the {part} network",
                                  param_hint="--embedding-size")
+    if os.path.lexists(output) and not overwrite:
+        _fail_setup(f"{output} exists; use --overwrite to replace it")
+    import_backend_quietly()  # after the checks above, so that they answer at once
     try:
         metadata = export_model(model_path, fmt, output, part=part, embedding_size=size,
                                 overwrite=overwrite)
