@@ -10,12 +10,13 @@ import os
 import numpy as np
 
 from . import audio as audio_io
-from . import fast, framing, image as image_io
+from . import engines, fast, framing
+from . import image as image_io
 from .batching import batched, keras_predict, run_batches
 from .errors import OpenL3liteError, OpenL3liteWarning, warn
-from .facts import DEFAULT_BATCH_SIZE
+from .facts import DEFAULT_BATCH_SIZE, DEFAULT_ENGINE
 from .frontend import FRONTENDS, INPUT_REPRS, librosa_spectrogram
-from .models import CONTENT_TYPES, as_audio_model, as_image_model, check_choice, waveform_batch
+from .models import CONTENT_TYPES, as_audio_model, as_image_model, check_choice
 from .output import output_path, provenance, write_npz_atomic
 
 #: Samples of an in-memory signal handed to the resampler at a time.
@@ -66,7 +67,8 @@ def _check_framing(hop_size, center):
 
 
 def _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
-                         frontend, center, resampler, mode="exact", verbose=True):
+                         frontend, center, resampler, mode="exact", verbose=True,
+                         engine=DEFAULT_ENGINE):
     if input_repr is not None:
         check_choice("input_repr", input_repr, INPUT_REPRS)
     check_choice("content_type", content_type, CONTENT_TYPES)
@@ -77,6 +79,7 @@ def _check_audio_options(input_repr, content_type, embedding_size, hop_size, bat
     check_choice("frontend", frontend, FRONTENDS)
     check_choice("resampler", resampler, audio_io.RESAMPLERS)
     fast.check_mode(mode)
+    engines.check_engine(engine)
     _check_verbose(verbose)
 
 
@@ -120,15 +123,18 @@ def _progress(total, enabled, desc):
     return tqdm(total=total, desc=desc, unit="win", leave=False)
 
 
-def _audio_predict(model):
-    predict = keras_predict(model)
+def _audio_predict(model, engine=DEFAULT_ENGINE):
+    """(b, 48000) windows -> (b, D) embeddings: the model's frontend, then its network on
+    ``engine``."""
     if model.frontend == "librosa":
+        predict = engines.predictor(model, engine, waveform_input=False)
         return lambda windows: predict(librosa_spectrogram(windows, model.input_repr))
-    return lambda windows: predict(waveform_batch(model, windows))
+    return engines.predictor(model, engine)
 
 
 def embed_audio_stream(blocks, n_frames, sr, model, center, hop_size, batch_size,
-                       resampler="kaiser_best", verbose=False, desc="audio", mode="exact"):
+                       resampler="kaiser_best", verbose=False, desc="audio", mode="exact",
+                       engine=DEFAULT_ENGINE):
     """Embed a mono signal given as a stream of blocks at ``sr``.
 
     Parameters
@@ -153,6 +159,9 @@ def embed_audio_stream(blocks, n_frames, sr, model, center, hop_size, batch_size
         ``exact`` (every window through the network) or ``fast`` (approximate, shares the
         work of overlapping windows where that saves at least half the work, exact otherwise;
         see :mod:`openl3lite.fast`).
+    engine : str
+        Where exact mode runs the network: ``keras`` (default), ``onnxruntime`` or
+        ``openvino`` (see :mod:`openl3lite.engines`; fast mode's trunk runs in Keras).
 
     Returns
     -------
@@ -172,7 +181,7 @@ def embed_audio_stream(blocks, n_frames, sr, model, center, hop_size, batch_size
                                    keras_predict(trunk), progress)
         batches = framing.iter_window_batches(resampled, n_samples, hop_size, center,
                                               batch_size)
-        embedding = run_batches(_audio_predict(model), batches, n_windows, progress)
+        embedding = run_batches(_audio_predict(model, engine), batches, n_windows, progress)
     finally:
         if progress is not None:
             progress.close()
@@ -186,7 +195,8 @@ def _array_blocks(mono):
 
 def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="music",
                         embedding_size=6144, center=True, hop_size=0.1, batch_size=32,
-                        frontend="kapre", verbose=True, resampler="kaiser_best", mode="exact"):
+                        frontend="kapre", verbose=True, resampler="kaiser_best", mode="exact",
+                        engine=DEFAULT_ENGINE):
     """Compute L3 embeddings of audio, one per 1-second window.
 
     Parameters
@@ -225,6 +235,11 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="mu
         where that would not save at least half the work, e.g. hops of about 0.5 s and more
         or clips of a few windows, are computed exactly. See docs/performance.md for its
         agreement with exact mode).
+    engine : str
+        Where exact mode runs the network: ``keras`` (default), or the network converted once
+        (cached by its weights' sha256) for ``onnxruntime`` or ``openvino``
+        (``pip install 'openl3lite[export]'``); equal to Keras within the tolerances of
+        docs/export.md.
 
     Returns
     -------
@@ -233,7 +248,7 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="mu
         Window centres (``center=True``) or starts, in seconds.
     """
     _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
-                         frontend, center, resampler, mode, verbose)
+                         frontend, center, resampler, mode, verbose, engine)
     if not isinstance(audio, (np.ndarray, list, tuple)):
         raise OpenL3liteError(f"audio must be a numpy array or a list of them; got "
                               f"{type(audio).__name__}")
@@ -254,7 +269,8 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="mu
     for i, (mono, rate) in enumerate(checked):
         _warn_audio_content(not np.any(mono), len(mono), rate, f"audio[{i}]" if is_list else "audio")
         emb, ts = embed_audio_stream(_array_blocks(mono), len(mono), rate, model, center,
-                                     hop_size, batch_size, resampler, verbose, mode=mode)
+                                     hop_size, batch_size, resampler, verbose, mode=mode,
+                                     engine=engine)
         embeddings.append(emb)
         timestamps.append(ts)
     if is_list:
@@ -263,7 +279,8 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="mu
 
 
 def embed_audio_file(filepath, model, center=True, hop_size=0.1, batch_size=32,
-                     resampler="kaiser_best", verbose=False, mode="exact"):
+                     resampler="kaiser_best", verbose=False, mode="exact",
+                     engine=DEFAULT_ENGINE):
     """Embed an audio file, streaming it from disk in blocks.
 
     Parameters
@@ -285,11 +302,11 @@ def embed_audio_file(filepath, model, center=True, hop_size=0.1, batch_size=32,
     with audio_io.open_audio_file(path) as opened:
         return _embed_checked_stream(audio_io.iter_file_blocks(opened), opened.info.n_frames,
                                      opened.info.sr, path, model, center, hop_size, batch_size,
-                                     resampler, verbose, mode)
+                                     resampler, verbose, mode, engine)
 
 
 def _embed_checked_stream(blocks, n_frames, sr, path, model, center, hop_size, batch_size,
-                          resampler, verbose, mode):
+                          resampler, verbose, mode, engine=DEFAULT_ENGINE):
     """:func:`embed_audio_stream` of a file's blocks (mono, or (k, channels) to downmix),
     refusing empty or non-finite audio and warning, as for arrays, about audio shorter than a
     window or all zero."""
@@ -311,7 +328,7 @@ def _embed_checked_stream(blocks, n_frames, sr, path, model, center, hop_size, b
              "Audio will be padded.")
     result = embed_audio_stream(checked_blocks(), n_frames, sr, model, center, hop_size,
                                 batch_size, resampler, verbose, desc=os.path.basename(path),
-                                mode=mode)
+                                mode=mode, engine=engine)
     if all_zero:
         warn(f"{path}: provided audio is all zeros")
     return result
@@ -320,7 +337,7 @@ def _embed_checked_stream(blocks, n_frames, sr, path, model, center, hop_size, b
 def process_audio_file(filepath, output_dir=None, suffix=None, model=None, input_repr=None,
                        content_type="music", embedding_size=6144, center=True, hop_size=0.1,
                        batch_size=32, overwrite=False, frontend="kapre", verbose=True,
-                       resampler="kaiser_best", mode="exact"):
+                       resampler="kaiser_best", mode="exact", engine=DEFAULT_ENGINE):
     """Embed audio file(s) and save ``<basename>[_<suffix>].npz`` with ``embedding`` and
     ``timestamps`` (and the provenance keys of :func:`openl3lite.output.provenance`).
 
@@ -344,7 +361,7 @@ def process_audio_file(filepath, output_dir=None, suffix=None, model=None, input
         Output path(s).
     """
     _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
-                         frontend, center, resampler, mode, verbose)
+                         frontend, center, resampler, mode, verbose, engine)
     paths, is_list = _file_list(filepath)
     model = as_audio_model(model, input_repr, embedding_size, frontend, content_type)
     params = {"hop_size": hop_size, "center": bool(center), "resampler": resampler,
@@ -352,7 +369,7 @@ def process_audio_file(filepath, output_dir=None, suffix=None, model=None, input
 
     def embed_one(path):
         embedding, timestamps = embed_audio_file(path, model, center, hop_size, batch_size,
-                                                 resampler, verbose, mode)
+                                                 resampler, verbose, mode, engine)
         return {"embedding": embedding, "timestamps": timestamps,
                 **provenance(model, embedding, **params)}
 
@@ -434,17 +451,19 @@ def preprocess_audio(audio, sr, hop_size=0.1, input_repr=None, center=True):
 # ---------------------------------------------------------------- images
 
 def _check_image_options(input_repr, content_type, embedding_size, batch_size, verbose,
-                         batch_name="batch_size"):
+                         batch_name="batch_size", engine=DEFAULT_ENGINE):
     if input_repr is not None:
         check_choice("input_repr", input_repr, INPUT_REPRS)
     check_choice("content_type", content_type, CONTENT_TYPES)
     if isinstance(embedding_size, bool) or embedding_size not in (8192, 512):
         raise OpenL3liteError(f"invalid embedding_size {embedding_size!r}: must be 8192 or 512")
     _check_positive_int(batch_name, batch_size)
+    engines.check_engine(engine)
     _check_verbose(verbose)
 
 
-def embed_images(batch, model, batch_size=32, verbose=False, source="image"):
+def embed_images(batch, model, batch_size=32, verbose=False, source="image",
+                 engine=DEFAULT_ENGINE):
     """Embed a validated batch of images.
 
     Parameters
@@ -452,12 +471,14 @@ def embed_images(batch, model, batch_size=32, verbose=False, source="image"):
     batch : np.ndarray, shape (N, H, W, 3)
     model : ImageEmbeddingModel
     batch_size : int
+    engine : str
+        ``keras``, ``onnxruntime`` or ``openvino`` (see :mod:`openl3lite.engines`).
 
     Returns
     -------
     np.ndarray, float32, shape (N, D)
     """
-    predict = keras_predict(model)
+    predict = engines.predictor(model, engine)
     if model.image_scaling == "openl3":  # OpenL3 scales by the whole array's maximum
         inputs = batched(image_io.preprocess_images(batch, "openl3"), batch_size)
     else:
@@ -472,7 +493,7 @@ def embed_images(batch, model, batch_size=32, verbose=False, source="image"):
 
 
 def embed_frames(frames, model, batch_size=32, verbose=False, source="video",
-                 openl3_peak=None):
+                 openl3_peak=None, engine=DEFAULT_ENGINE):
     """Embed a stream of video frames, ``batch_size`` at a time, without holding them all.
 
     Each batch is validated and preprocessed on its own, which gives what preprocessing the
@@ -515,7 +536,7 @@ def embed_frames(frames, model, batch_size=32, verbose=False, source="video",
 
     progress = _progress(None, verbose, source)
     try:
-        embedding = run_batches(keras_predict(model), batches(), None, progress)
+        embedding = run_batches(engines.predictor(model, engine), batches(), None, progress)
     except RuntimeError:  # no batches
         raise OpenL3liteError(f"{source}: video has no frames") from None
     finally:
@@ -527,7 +548,8 @@ def embed_frames(frames, model, batch_size=32, verbose=False, source="video",
 
 
 def get_image_embedding(image, frame_rate=None, model=None, input_repr=None,
-                        content_type="music", embedding_size=8192, batch_size=32, verbose=True):
+                        content_type="music", embedding_size=8192, batch_size=32, verbose=True,
+                        engine=DEFAULT_ENGINE):
     """Compute L3 image embeddings.
 
     Parameters
@@ -545,13 +567,17 @@ def get_image_embedding(image, frame_rate=None, model=None, input_repr=None,
         8192 or 512 (used when ``model`` is None).
     batch_size : int
     verbose : bool
+    engine : str
+        ``keras`` (default), ``onnxruntime`` or ``openvino``, as in
+        :func:`get_audio_embedding`.
 
     Returns
     -------
     embedding : np.ndarray, float32, shape (N, D), or a list of them
     timestamps : np.ndarray, float64, shape (N,), or a list (only if ``frame_rate`` is given)
     """
-    _check_image_options(input_repr, content_type, embedding_size, batch_size, verbose)
+    _check_image_options(input_repr, content_type, embedding_size, batch_size, verbose,
+                         engine=engine)
     if not isinstance(image, (np.ndarray, list, tuple)):
         raise OpenL3liteError(f"image must be a numpy array or a list of them; got "
                               f"{type(image).__name__}")
@@ -571,7 +597,7 @@ def get_image_embedding(image, frame_rate=None, model=None, input_repr=None,
     batches = [image_io.as_image_batch(x, f"image[{i}]" if is_list else "image")
                for i, x in enumerate(images)]
     model = as_image_model(model, embedding_size, input_repr, content_type)
-    embeddings = [embed_images(b, model, batch_size, verbose) for b in batches]
+    embeddings = [embed_images(b, model, batch_size, verbose, engine=engine) for b in batches]
     timestamps = [np.arange(len(b)) / rate if rate is not None else None
                   for b, rate in zip(batches, rates)]
     if frame_rate is None:
@@ -583,7 +609,7 @@ def get_image_embedding(image, frame_rate=None, model=None, input_repr=None,
 
 def process_image_file(filepath, output_dir=None, suffix=None, model=None, input_repr=None,
                        content_type="music", embedding_size=8192, batch_size=32,
-                       overwrite=False, verbose=True):
+                       overwrite=False, verbose=True, engine=DEFAULT_ENGINE):
     """Embed image file(s) and save ``<basename>[_<suffix>].npz`` with key ``embedding``
     (shape (1, D)) and the provenance keys of :func:`openl3lite.output.provenance`.
 
@@ -592,13 +618,14 @@ def process_image_file(filepath, output_dir=None, suffix=None, model=None, input
     str or list of str
         Output path(s).
     """
-    _check_image_options(input_repr, content_type, embedding_size, batch_size, verbose)
+    _check_image_options(input_repr, content_type, embedding_size, batch_size, verbose,
+                         engine=engine)
     paths, is_list = _file_list(filepath)
     model = as_image_model(model, embedding_size, input_repr, content_type)
 
     def embed_one(path):
         batch = image_io.as_image_batch(image_io.read_image(path), os.fspath(path))
-        embedding = embed_images(batch, model, batch_size, False, os.fspath(path))
+        embedding = embed_images(batch, model, batch_size, False, os.fspath(path), engine)
         return {"embedding": embedding, **provenance(model, embedding)}
 
     outputs = _process_files(paths, output_dir, suffix, overwrite, verbose, embed_one)
@@ -609,7 +636,7 @@ def process_image_file(filepath, output_dir=None, suffix=None, model=None, input
 
 def embed_video_file(filepath, audio_model, image_model, center=True, hop_size=0.1,
                      audio_batch_size=32, image_batch_size=32, verbose=False, audio_mode="exact",
-                     audio=True, image=True):
+                     audio=True, image=True, engine=DEFAULT_ENGINE):
     """Embed a video's audio track and/or frames, streaming both (memory does not grow with the
     video's length, apart from the embeddings themselves).
 
@@ -617,6 +644,8 @@ def embed_video_file(filepath, audio_model, image_model, center=True, hop_size=0
     ----------
     audio, image : bool
         Which of the two to compute (a model that is not needed may be None).
+    engine : str
+        ``keras``, ``onnxruntime`` or ``openvino``, for both networks.
 
     Returns
     -------
@@ -633,7 +662,7 @@ def embed_video_file(filepath, audio_model, image_model, center=True, hop_size=0
         with video.open_video_audio(path, sr=audio_io.TARGET_SR) as (n_samples, blocks):
             result["audio_embedding"], result["audio_timestamps"] = _embed_checked_stream(
                 blocks, n_samples, audio_io.TARGET_SR, path, audio_model, center, hop_size,
-                audio_batch_size, "kaiser_best", verbose, audio_mode)
+                audio_batch_size, "kaiser_best", verbose, audio_mode, engine)
     if not image:
         return result
     fps = video.video_fps(path)
@@ -649,7 +678,8 @@ def embed_video_file(filepath, audio_model, image_model, center=True, hop_size=0
     if openl3_scaling:
         peak = _openl3_peak_of_stream(frames(check), image_batch_size)
         check = False
-    image_emb = embed_frames(frames(check), image_model, image_batch_size, verbose, path, peak)
+    image_emb = embed_frames(frames(check), image_model, image_batch_size, verbose, path, peak,
+                             engine)
     result["image_embedding"] = image_emb
     result["image_timestamps"] = np.arange(len(image_emb)) / rate
     return result
@@ -675,7 +705,7 @@ def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
                        audio_embedding_size=6144, audio_center=True, audio_hop_size=0.1,
                        image_embedding_size=8192, audio_batch_size=32, image_batch_size=32,
                        audio_frontend="kapre", overwrite=False, verbose=True,
-                       audio_mode="exact"):
+                       audio_mode="exact", engine=DEFAULT_ENGINE):
     """Embed video file(s): saves ``<basename>_audio<suffix>.npz`` and
     ``<basename>_image<suffix>.npz``, each with ``embedding`` and ``timestamps``.
 
@@ -686,6 +716,8 @@ def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
     ----------
     audio_mode : str
         ``exact`` (default) or ``fast`` (approximate; see :func:`get_audio_embedding`).
+    engine : str
+        ``keras`` (default), ``onnxruntime`` or ``openvino``, for both networks.
     Other parameters as :func:`process_audio_file` and :func:`process_image_file`.
 
     Returns
@@ -695,9 +727,9 @@ def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
     """
     _check_audio_options(input_repr, content_type, audio_embedding_size, audio_hop_size,
                          audio_batch_size, audio_frontend, audio_center, "kaiser_best",
-                         audio_mode, verbose)
+                         audio_mode, verbose, engine)
     _check_image_options(input_repr, content_type, image_embedding_size, image_batch_size,
-                         verbose, "image_batch_size")
+                         verbose, "image_batch_size", engine)
     paths, is_list = _file_list(filepath)
     audio_model = as_audio_model(audio_model, input_repr, audio_embedding_size, audio_frontend,
                                  content_type)
@@ -720,7 +752,7 @@ def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
             continue
         result = embed_video_file(path, audio_model, image_model, audio_center, audio_hop_size,
                                   audio_batch_size, image_batch_size, verbose, audio_mode,
-                                  audio=need_audio, image=need_image)
+                                  audio=need_audio, image=need_image, engine=engine)
         written = write_video_outputs(result, audio_out, image_out, audio_model, image_model,
                                       audio_params)
         if verbose:

@@ -19,11 +19,7 @@ import numpy as np
 
 from .errors import OpenL3liteError, check_input_file, short_reason, warn
 
-from .facts import TARGET_SR  # noqa: E402,F401 (re-exported)
-
-#: Resampling methods: ``kaiser_best`` reproduces OpenL3 0.4.2 (resampy 0.2.2's kaiser_best
-#: table); ``soxr_hq`` / ``soxr_vhq`` are libsoxr's much faster streaming resamplers.
-RESAMPLERS = ("kaiser_best", "soxr_hq", "soxr_vhq")
+from .facts import RESAMPLERS, TARGET_SR  # noqa: E402,F401 (re-exported)
 
 # resampy 0.2.2's kaiser_best table, rebuilt with resampy's public sinc_window: 64 zero
 # crossings, 2**9 table entries per crossing, a symmetric Kaiser window with this beta and

@@ -20,8 +20,9 @@ import openl3lite  # sets TF_CPP_MIN_LOG_LEVEL to 3 unless the user set it
 
 from .errors import OpenL3liteError
 from .facts import (AUDIO_EMBEDDING_SIZES, CONTENT_TYPES, DEFAULT_BATCH_SIZE,
-                    DEFAULT_CONTENT_TYPE, DEFAULT_HOP_SIZE, DEFAULT_INPUT_REPR, FRONTENDS,
-                    IMAGE_EMBEDDING_SIZES, INPUT_REPRS)
+                    DEFAULT_CONTENT_TYPE, DEFAULT_ENGINE, DEFAULT_HOP_SIZE, DEFAULT_INPUT_REPR,
+                    DEFAULT_RESAMPLER, ENGINES, EXPORT_FORMATS, EXPORT_PARTS, FRONTENDS,
+                    IMAGE_EMBEDDING_SIZES, INPUT_REPRS, RESAMPLERS)
 from .training import config as train_config
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc", ".au",
@@ -458,7 +459,33 @@ POSITIVE_FLOAT = _Checked(positive_float, "SECONDS")
 POSITIVE_INT = _Checked(positive_int, "N")
 
 
+def _engine_option(func):
+    return click.option(
+        "--engine", type=click.Choice(ENGINES), default=DEFAULT_ENGINE, show_default=True,
+        help="Where exact mode runs the network: Keras, or the network converted once to ONNX "
+             "(cached by its weights' sha256, verified against Keras) and run by ONNX Runtime "
+             "or OpenVINO (pip install 'openl3lite[export]'). Fast mode's trunk runs in "
+             "Keras.")(func)
+
+
 def _audio_options(func):
+    """The audio options of ``l3embed audio``."""
+    return _add_options(func, _audio_option_list(with_resampler=True))
+
+
+def _video_audio_options(func):
+    """The audio options of ``l3embed video``: no --resampler (ffmpeg decodes a video's sound
+    track at 48 kHz itself)."""
+    return _add_options(func, _audio_option_list(with_resampler=False))
+
+
+def _add_options(func, options):
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _audio_option_list(with_resampler):
     options = [
         click.option("--model", "model_path", type=MODEL, default=None,
                      help="A model name (`l3embed models`; OpenL3's are downloaded on first "
@@ -485,18 +512,17 @@ def _audio_options(func):
         click.option("--frontend", "--audio-frontend", "-af", "frontend",
                      type=click.Choice(FRONTENDS), default=FRONTENDS[0], show_default=True,
                      help="Spectrogram frontend (OpenL3's two)."),
-        click.option("--resampler", type=click.Choice(["kaiser_best", "soxr_hq", "soxr_vhq"]),
-                     default="kaiser_best", show_default=True,
-                     help="kaiser_best matches OpenL3 exactly; soxr_* are much faster."),
-        click.option("--fast", is_flag=True,
-                     help="Fast mode (approximate): compute the spectrogram and the "
-                          "convolutional trunk once over long spans and pool each window's "
-                          "region; several times faster at short hops (exact where it would "
-                          "not save half the work). Default: exact."),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    if with_resampler:
+        options.append(click.option(
+            "--resampler", type=click.Choice(RESAMPLERS), default=DEFAULT_RESAMPLER,
+            show_default=True, help="kaiser_best matches OpenL3 exactly; soxr_* are much faster."))
+    options.append(click.option(
+        "--fast", is_flag=True,
+        help="Fast mode (approximate): compute the spectrogram and the convolutional trunk once "
+             "over long spans and pool each window's region; several times faster at short "
+             "hops (exact where it would not save half the work). Default: exact."))
+    return options
 
 
 def _image_options(func):
@@ -622,10 +648,12 @@ def main():
 @_common_output_options
 @_audio_options
 @_input_and_engine_options
+@_engine_option
 @_needs_backend
 def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
           audio_embedding_size, no_audio_centering, audio_hop_size, audio_batch_size, frontend,
-          resampler, fast, files_from, shard, ray_address, ray_workers, ray_cpus, ray_gpus):
+          resampler, fast, files_from, shard, ray_address, ray_workers, ray_cpus, ray_gpus,
+          engine):
     """Embed audio files: INPUTS are files, folders (searched recursively) or glob patterns.
 
     WAV, FLAC, OGG/Opus, MP3 and AIFF are read directly; M4A/AAC, WMA and other formats ffmpeg
@@ -640,7 +668,7 @@ def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
                    center=not no_audio_centering, hop_size=audio_hop_size,
                    batch_size=audio_batch_size, resampler=resampler,
                    mode="fast" if fast else "exact", output_dir=output_dir, suffix=suffix,
-                   overwrite=overwrite, verbose=not quiet)
+                   overwrite=overwrite, verbose=not quiet, engine=engine)
     _run_embedding_job(job, files, unmatched, quiet, ray_address, ray_workers, ray_cpus,
                        ray_gpus)
 
@@ -659,17 +687,18 @@ def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
               help="Which OpenL3 image model by default.")
 @_image_options
 @_input_and_engine_options
+@_engine_option
 @_needs_backend
 def image(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
           image_embedding_size, image_batch_size, files_from, shard, ray_address, ray_workers,
-          ray_cpus, ray_gpus):
+          ray_cpus, ray_gpus, engine):
     """Embed image files: INPUTS are files, folders (searched recursively) or glob patterns."""
     from .jobs import ImageJob
 
     files, unmatched = select_inputs(inputs, files_from, shard, IMAGE_EXTENSIONS)
     job = ImageJob(model=model_path, input_repr=input_repr, content_type=content_type,
                    embedding_size=int(image_embedding_size), batch_size=image_batch_size,
-                   output_dir=output_dir, suffix=suffix, overwrite=overwrite)
+                   output_dir=output_dir, suffix=suffix, overwrite=overwrite, engine=engine)
     _run_embedding_job(job, files, unmatched, quiet, ray_address, ray_workers, ray_cpus,
                        ray_gpus)
 
@@ -677,18 +706,19 @@ def image(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
 @main.command()
 @click.argument("inputs", nargs=-1)
 @_common_output_options
-@_audio_options
+@_video_audio_options
 @_image_options
 @click.option("--image-model", "image_model_path", type=MODEL, default=None,
               help="Separate image weights (OpenL3 ships audio and image weights in separate "
                    "files): a model name or file. Default: --model's image part, or OpenL3's "
                    "image weights for --input-repr / --content-type.")
 @_input_and_engine_options
+@_engine_option
 @_needs_backend
 def video(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
           audio_embedding_size, no_audio_centering, audio_hop_size, audio_batch_size, frontend,
-          resampler, fast, image_embedding_size, image_batch_size, image_model_path, files_from,
-          shard, ray_address, ray_workers, ray_cpus, ray_gpus):
+          fast, image_embedding_size, image_batch_size, image_model_path, files_from,
+          shard, ray_address, ray_workers, ray_cpus, ray_gpus, engine):
     """Embed videos' audio tracks and frames: writes NAME_audio.npz and NAME_image.npz."""
     from .jobs import VideoJob
 
@@ -700,7 +730,7 @@ def video(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
                    center=not no_audio_centering, hop_size=audio_hop_size,
                    audio_batch_size=audio_batch_size, image_batch_size=image_batch_size,
                    mode="fast" if fast else "exact", output_dir=output_dir, suffix=suffix,
-                   overwrite=overwrite, verbose=not quiet)
+                   overwrite=overwrite, verbose=not quiet, engine=engine)
     _run_embedding_job(job, files, unmatched, quiet, ray_address, ray_workers, ray_cpus,
                        ray_gpus)
 
@@ -876,6 +906,46 @@ def export(run_dir, output, name, overwrite, bn_batches):
     click.echo(f"wrote {output} ({metadata.input_repr}, width {metadata.width})")
 
 
+@main.command("export-model")
+@click.argument("model_path", metavar="MODEL", type=MODEL)
+@click.option("--format", "-f", "fmt", type=click.Choice(EXPORT_FORMATS), required=True,
+              help="onnx (checked in ONNX Runtime), tflite (checked in ai-edge-litert) or "
+                   "saved_model (a folder, checked in TensorFlow).")
+@click.option("--part", type=click.Choice(EXPORT_PARTS), default="audio", show_default=True,
+              help="Which network: audio (waveform in, spectrogram inside) or image.")
+@click.option("--embedding-size", type=click.Choice(["6144", "8192", "512"]), default=None,
+              help="Embedding size (default: 6144 for audio, 8192 for image).")
+@click.option("--output", "-o", "output", required=True, type=click.Path(),
+              help="Output file (a folder for saved_model); the metadata goes to OUTPUT.json.")
+@click.option("--overwrite", "-ow", is_flag=True, help="Replace an existing output.")
+def export_model_command(model_path, fmt, part, embedding_size, output, overwrite):
+    """Export MODEL's audio or image embedding network for deployment (ONNX, TFLite or
+    SavedModel), with a JSON metadata file, after checking it against the Keras model.
+
+    MODEL is a model name (`l3embed models`) or a weights file. Not to be confused with
+    `l3embed export`, which turns a training run into a model file.
+    """
+    from .deploy import export_model
+
+    size = int(embedding_size) if embedding_size else None
+    if size is not None and size not in {"audio": AUDIO_EMBEDDING_SIZES,
+                                         "image": IMAGE_EMBEDDING_SIZES}[part]:
+        raise click.BadParameter(f"{size} is not an embedding size of the {part} network",
+                                 param_hint="--embedding-size")
+    if os.path.lexists(output) and not overwrite:
+        _fail_setup(f"{output} exists; use --overwrite to replace it")
+    import_backend_quietly()  # after the checks above, so that they answer at once
+    try:
+        metadata = export_model(model_path, fmt, output, part=part, embedding_size=size,
+                                overwrite=overwrite)
+    except OpenL3liteError as exc:
+        _fail_setup(exc)
+    worst = max(metadata["verification"].values(), key=lambda v: v["max_rel_diff"])
+    click.echo(f"wrote {output} and {output}.json ({fmt}, {part}, {metadata['embedding_size']}-D;"
+               f" largest difference from Keras {worst['max_rel_diff']:.2g} of the embedding's "
+               "scale)")
+
+
 @main.command()
 @click.argument("labels")
 @click.option("--modality", type=click.Choice(["audio", "image"]), default="audio",
@@ -916,7 +986,7 @@ def evaluate(labels, modality, model_paths, random_baseline, logmel_baseline, em
     if plot and not output_dir:
         raise click.BadParameter("--plot needs --output-dir to write the map to",
                                  param_hint="--plot")
-    split = lambda text: [g.strip() for g in text.split(",")] if text else None  # noqa: E731
+    split = lambda text: [g.strip() for g in text.split(",")] if text else None
     failures = []
     try:
         suffixes = evaluation.AUDIO_SUFFIXES if modality == "audio" else \

@@ -21,6 +21,31 @@ DEFAULT_FRONTEND = "kapre"
 AUDIO_EMBEDDING_SIZES = (6144, 512)
 IMAGE_EMBEDDING_SIZES = (8192, 512)
 
+#: Resampling methods: ``kaiser_best`` reproduces OpenL3 0.4.2 (resampy 0.2.2's kaiser_best
+#: table) and is the default; ``soxr_hq`` / ``soxr_vhq`` are libsoxr's much faster streaming
+#: resamplers.
+RESAMPLERS = ("kaiser_best", "soxr_hq", "soxr_vhq")
+DEFAULT_RESAMPLER = "kaiser_best"
+
 #: API defaults shared by the functions and the CLI.
 DEFAULT_HOP_SIZE = 0.1
 DEFAULT_BATCH_SIZE = 32
+
+#: Inference engines of exact mode: Keras itself (the default), or the network converted once
+#: to ONNX and run by ONNX Runtime or OpenVINO (``pip install 'openl3lite[export]'``).
+ENGINES = ("keras", "onnxruntime", "openvino")
+DEFAULT_ENGINE = "keras"
+#: Formats of ``l3embed export-model`` / :func:`openl3lite.deploy.export_model`.
+EXPORT_FORMATS = ("onnx", "tflite", "saved_model")
+#: Parts of a model that can be exported: the audio or the image embedding network.
+EXPORT_PARTS = ("audio", "image")
+#: Largest accepted difference between an exported (or engine) network and the Keras model,
+#: relative to the embedding's scale (max |embedding| of the Keras model on the same inputs):
+#: for images, and for audio whose spectrogram bins all sit above float32's round-off floor
+#: (broadband noise).
+EXPORT_TOLERANCE = 1e-4
+#: The same for real speech with quiet stretches: a float32 STFT's round-off floor lies at
+#: 1e-7..1e-8 of a window's peak, i.e. -70..-80 dB on OpenL3's 10*log10-of-magnitude scale,
+#: inside its 80 dB range, so two float32 spectrograms (TensorFlow's FFT and the export's
+#: DFT) differ in near-silent bins by up to a few dB (see tests/test_openl3_fixtures.py).
+EXPORT_SPEECH_TOLERANCE = {"linear": 3e-2, "mel128": 1e-2, "mel256": 1e-2}

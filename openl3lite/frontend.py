@@ -49,13 +49,31 @@ def spectrogram_shape(input_repr):
     return (_N_MELS[input_repr], 1 + (WINDOW_LEN - 1) // HOP, 1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mel_filterbank(n_mels):
     """librosa's Slaney mel filterbank for 48 kHz, n_fft 2048, 0-24 kHz.
+
+    Read from ``mel_filterbanks.npz`` in the package: librosa's own output (float32), stored so
+    that building a model does not import librosa (about 60 MB of memory);
+    :func:`librosa_mel_filterbank` computes it, and a test checks that the two are equal.
 
     Parameters
     ----------
     n_mels : int
+        128 or 256.
+
+    Returns
+    -------
+    np.ndarray, float32, shape (1025, n_mels)
+    """
+    from importlib import resources
+
+    with resources.files("openl3lite").joinpath("mel_filterbanks.npz").open("rb") as f:
+        return np.ascontiguousarray(np.load(f)[f"mel{n_mels}"], dtype=np.float32)
+
+
+def librosa_mel_filterbank(n_mels):
+    """:func:`mel_filterbank` computed by librosa.
 
     Returns
     -------
@@ -110,12 +128,7 @@ class Spectrogram(keras.layers.Layer):
                               fft_length=self.n_fft, window=ops.convert_to_tensor(self._window),
                               center=False)
         magnitude = ops.sqrt(real * real + imag * imag)  # (batch, time, freq_bins)
-        if self._melfb is not None:
-            magnitude = ops.matmul(magnitude, ops.convert_to_tensor(self._melfb))
-        log_spec = 10.0 * ops.log10(ops.maximum(magnitude, _AMIN))
-        log_spec = log_spec - ops.max(log_spec, axis=(1, 2), keepdims=True)
-        log_spec = ops.maximum(log_spec, -_TOP_DB)
-        return ops.expand_dims(ops.transpose(log_spec, (0, 2, 1)), -1)
+        return _log_spectrogram(magnitude, self._melfb)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0],) + spectrogram_shape(self.input_repr)
@@ -124,6 +137,68 @@ class Spectrogram(keras.layers.Layer):
         config = super().get_config()
         config["input_repr"] = self.input_repr
         return config
+
+
+def _log_spectrogram(magnitude, melfb):
+    """(batch, time, bins) STFT magnitudes -> (batch, n_freq, time, 1) dB, OpenL3's scaling."""
+    if melfb is not None:
+        magnitude = ops.matmul(magnitude, ops.convert_to_tensor(melfb))
+    log_spec = 10.0 * ops.log10(ops.maximum(magnitude, _AMIN))
+    log_spec = log_spec - ops.max(log_spec, axis=(1, 2), keepdims=True)
+    log_spec = ops.maximum(log_spec, -_TOP_DB)
+    return ops.expand_dims(ops.transpose(log_spec, (0, 2, 1)), -1)
+
+
+def dft_kernel(n_fft):
+    """Hann-windowed real DFT as a 1-D convolution kernel.
+
+    Parameters
+    ----------
+    n_fft : int
+
+    Returns
+    -------
+    np.ndarray, float32, shape (n_fft, 1, 2 * (n_fft // 2 + 1))
+        Output channels ``k`` and ``n_fft // 2 + 1 + k``: the real and imaginary parts of bin
+        ``k`` of the windowed frame.
+    """
+    n = np.arange(n_fft)[:, None]
+    k = np.arange(n_fft // 2 + 1)[None, :]
+    angle = 2.0 * np.pi * ((n * k) % n_fft) / n_fft
+    window = periodic_hann(n_fft)[:, None]
+    kernel = np.concatenate([window * np.cos(angle), -window * np.sin(angle)], axis=1)
+    return kernel.astype(np.float32)[:, None, :]
+
+
+@keras.saving.register_keras_serializable(package="openl3lite")
+class DFTSpectrogram(Spectrogram):
+    """:class:`Spectrogram` with the STFT computed as a strided 1-D convolution by fixed DFT
+    kernels (:func:`dft_kernel`) instead of an FFT: ops every export format and inference
+    engine has (Keras's own ONNX export of the FFT graph gave an RFFT node that ONNX Runtime
+    refused at opset 15).
+
+    Same input and output as :class:`Spectrogram`. The values agree with it to float32
+    round-off, which matters only in bins within about 10 dB of the -80 dB floor (see
+    :data:`openl3lite.facts.EXPORT_SPEECH_TOLERANCE`). It costs about 0.84 G multiply-adds
+    per window for the mel representations (n_fft 2048), against some 12 G for the full-width
+    network.
+    """
+
+    def __init__(self, input_repr="mel256", **kwargs):
+        super().__init__(input_repr, **kwargs)
+        self._kernel = dft_kernel(self.n_fft)
+
+    def call(self, waveform):
+        waveform = ops.cast(waveform, "float32")
+        if self.input_repr != "linear":
+            n_frames = spectrogram_shape(self.input_repr)[1]
+            pad = (n_frames - 1) * HOP + self.n_fft - WINDOW_LEN
+            waveform = ops.pad(waveform, [[0, 0], [0, pad]])
+        frames = ops.conv(ops.expand_dims(waveform, -1), ops.convert_to_tensor(self._kernel),
+                          strides=HOP, padding="valid")  # (batch, time, 2 * bins)
+        bins = self.n_fft // 2 + 1
+        real, imag = frames[..., :bins], frames[..., bins:]
+        return _log_spectrogram(ops.sqrt(real * real + imag * imag), self._melfb)
 
 
 def librosa_spectrogram(windows, input_repr):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from .errors import OpenL3liteError, OpenL3liteWarning
 from .facts import (AUDIO_EMBEDDING_SIZES, DEFAULT_BATCH_SIZE, DEFAULT_CONTENT_TYPE,
-                    DEFAULT_FRONTEND, DEFAULT_HOP_SIZE, DEFAULT_INPUT_REPR,
+                    DEFAULT_ENGINE, DEFAULT_FRONTEND, DEFAULT_HOP_SIZE, DEFAULT_INPUT_REPR,
                     IMAGE_EMBEDDING_SIZES)
 
 
@@ -39,6 +39,23 @@ def load_audio_model(model_path, input_repr, content_type, embedding_size, front
                                                  embedding_size, frontend)
     return models.load_audio_embedding_model_from_path(model_path, input_repr, embedding_size,
                                                        frontend)
+
+
+def prepare_engine(model, engine):
+    """Convert (or find in the cache) ``model``'s network for ``engine`` now, so that a failure
+    is one set-up error and not one per file; nothing to do for Keras.
+
+    Raises
+    ------
+    OpenL3liteError
+        The engine is not installed, or the conversion failed its verification.
+    """
+    if engine == DEFAULT_ENGINE:
+        return
+    from . import engines
+
+    engines.predictor(model, engine,
+                      waveform_input=getattr(model, "frontend", DEFAULT_FRONTEND) != "librosa")
 
 
 def load_image_model(model_path, input_repr, content_type, embedding_size):
@@ -67,12 +84,15 @@ class _Job:
         Replace existing outputs.
     verbose : bool
         Per-file progress bars over windows or frames.
+    engine : str
+        Where exact mode runs the network (:data:`openl3lite.facts.ENGINES`).
     """
 
     output_dir: str = None
     suffix: str = None
     overwrite: bool = False
     verbose: bool = False
+    engine: str = DEFAULT_ENGINE
     _loaded: dict = field(default=None, init=False, repr=False, compare=False)
 
     def __getstate__(self):
@@ -122,7 +142,9 @@ class AudioJob(_Job):
             self.frontend))
 
     def load(self):
-        """Load the model now (raises :class:`OpenL3liteError` if it cannot be)."""
+        """Load the model (and its engine's conversion) now (raises :class:`OpenL3liteError`
+        if it cannot be)."""
+        prepare_engine(self.audio_model, self.engine)
         return self.audio_model
 
     def outputs(self, path):
@@ -147,7 +169,7 @@ class AudioJob(_Job):
         embedding, timestamps = api.embed_audio_file(
             path, model, center=self.center, hop_size=self.hop_size,
             batch_size=self.batch_size, resampler=self.resampler, verbose=self.verbose,
-            mode=self.mode)
+            mode=self.mode, engine=self.engine)
         return {"embedding": embedding, "timestamps": timestamps,
                 **provenance(model, embedding, hop_size=self.hop_size, center=self.center,
                              resampler=self.resampler, mode=self.mode)}
@@ -184,7 +206,9 @@ class ImageJob(_Job):
             self.model, self.input_repr, self.content_type, int(self.embedding_size)))
 
     def load(self):
-        """Load the model now (raises :class:`OpenL3liteError` if it cannot be)."""
+        """Load the model (and its engine's conversion) now (raises :class:`OpenL3liteError`
+        if it cannot be)."""
+        prepare_engine(self.image_model, self.engine)
         return self.image_model
 
     def outputs(self, path):
@@ -199,7 +223,8 @@ class ImageJob(_Job):
         from . import image as image_io
 
         batch = image_io.as_image_batch(image, source)
-        return api.embed_images(batch, self.image_model, self.batch_size, False, source)
+        return api.embed_images(batch, self.image_model, self.batch_size, False, source,
+                                self.engine)
 
     def arrays(self, path):
         """The arrays the output of ``path`` holds: ``embedding`` (1, D) and the provenance
@@ -254,7 +279,10 @@ class VideoJob(_Job):
         return audio, image
 
     def load(self):
-        """Load both models now (raises :class:`OpenL3liteError` if one cannot be)."""
+        """Load both models (and their engine's conversions) now (raises
+        :class:`OpenL3liteError` if one cannot be)."""
+        for model in self.models():
+            prepare_engine(model, self.engine)
         return self.models()
 
     def outputs(self, path):
@@ -272,7 +300,8 @@ class VideoJob(_Job):
         return api.embed_video_file(path, audio_model, image_model, self.center,
                                     self.hop_size, self.audio_batch_size,
                                     self.image_batch_size, verbose=self.verbose,
-                                    audio_mode=self.mode, audio=audio, image=image)
+                                    audio_mode=self.mode, audio=audio, image=image,
+                                    engine=self.engine)
 
     def process(self, path):
         """Embed ``path``'s missing outputs (all with ``overwrite``) and write them

@@ -1,0 +1,154 @@
+"""Exact mode on ONNX Runtime and OpenVINO (openl3lite.engines): the same embeddings as Keras on
+real audio and images, OpenL3's fixtures through an engine, the converted network cached by the
+weights' sha256 and reused, a tampered cache file rebuilt, and the CLI's --engine."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import REPO
+
+pytest.importorskip("tf2onnx")
+pytest.importorskip("onnxruntime")
+
+import openl3lite
+from openl3lite import engines
+from openl3lite.errors import OpenL3liteError
+from openl3lite.facts import EXPORT_SPEECH_TOLERANCE, EXPORT_TOLERANCE
+
+SHIPPED = "avdigits-mel128-w0125"
+DATA = REPO / "examples" / "data"
+SPEECH = [DATA / "3_theo_7.wav", DATA / "7_yweweler_12.wav"]
+
+
+@pytest.fixture(scope="module")
+def home():
+    """The suite's private OPENL3LITE_HOME (tests/conftest.py): the engines' cache is its
+    ``engines`` folder, shared with child processes."""
+    from pathlib import Path
+
+    return Path(os.environ["OPENL3LITE_HOME"])
+
+
+@pytest.fixture(scope="module")
+def shipped_audio():
+    return openl3lite.load_audio_embedding_model_from_path(SHIPPED, None, 6144)
+
+
+def _relative(got, reference):
+    return np.abs(np.asarray(got) - reference).max() / np.abs(reference).max()
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_audio_engine_equals_keras_on_real_speech(engine, home, shipped_audio):
+    if engine == "openvino":
+        pytest.importorskip("openvino")
+    signals = [sf.read(p)[0] for p in SPEECH]
+    reference, ts_ref = openl3lite.get_audio_embedding(signals, 8000, model=shipped_audio,
+                                                       hop_size=0.1, verbose=False)
+    got, ts = openl3lite.get_audio_embedding(signals, 8000, model=shipped_audio, hop_size=0.1,
+                                             verbose=False, engine=engine)
+    for g, r, t, tr in zip(got, reference, ts, ts_ref):
+        assert g.shape == r.shape and g.dtype == np.float32
+        np.testing.assert_array_equal(t, tr)
+        assert _relative(g, r) <= EXPORT_SPEECH_TOLERANCE["mel128"]
+    # broadband sound filling every window (no centring zeros, no end padding: frames that
+    # overlap an edge of silence by a few samples sit near the float32 floor): every bin above
+    # the floor, so the tight tolerance holds
+    noise = np.random.default_rng(1).standard_normal(3 * 48000) * 0.1
+    options = {"model": shipped_audio, "hop_size": 0.5, "center": False, "verbose": False}
+    ref_noise, _ = openl3lite.get_audio_embedding(noise, 48000, **options)
+    got_noise, _ = openl3lite.get_audio_embedding(noise, 48000, engine=engine, **options)
+    assert len(got_noise) == 5
+    assert _relative(got_noise, ref_noise) <= EXPORT_TOLERANCE
+
+
+def test_image_engine_equals_keras_on_a_real_frame(home):
+    from PIL import Image
+
+    frame = np.asarray(Image.open(DATA / "avdigits_frame.png").convert("RGB"))
+    model = openl3lite.load_image_embedding_model_from_path(SHIPPED, 8192)
+    reference = openl3lite.get_image_embedding([frame, frame[::-1]], model=model, verbose=False)
+    got = openl3lite.get_image_embedding([frame, frame[::-1]], model=model, verbose=False,
+                                         engine="onnxruntime")
+    for g, r in zip(got, reference):
+        assert _relative(g, r) <= EXPORT_TOLERANCE
+
+
+def test_openl3_fixtures_through_the_engine(home, fixtures_dir, manifest, openl3_audio_model):
+    """OpenL3 0.4.2's own outputs (random weights in its format), as
+    tests/test_openl3_fixtures.py compares Keras with them, through ONNX Runtime."""
+    from test_openl3_fixtures import AUDIO_TOLERANCE
+
+    cases = [c for c in manifest["cases"] if c["file"].startswith("audio")
+             and c["input_repr"] == "mel256" and c["frontend"] == "kapre"
+             and c["embedding_size"] == 6144 and not isinstance(c["input"], list)][:2]
+    assert cases
+    for case in cases:
+        model = openl3_audio_model(case["input_repr"], case["embedding_size"], case["frontend"])
+        audio, sr = sf.read(fixtures_dir / case["input"])
+        emb, ts = openl3lite.get_audio_embedding(
+            audio, sr, model=model, center=case["center"], hop_size=case["hop_size"],
+            batch_size=case["batch_size"], verbose=False, engine="onnxruntime")
+        reference = np.load(fixtures_dir / case["file"])
+        np.testing.assert_array_equal(ts, reference[f"{case['key']}__timestamps"])
+        np.testing.assert_allclose(emb, reference[f"{case['key']}__embedding"], rtol=0,
+                                   atol=AUDIO_TOLERANCE[("mel256", "kapre")])
+
+
+def test_converted_network_is_cached_and_reused(home, shipped_audio):
+    first = engines.converted_model(shipped_audio)
+    assert first.parent == home / "engines"
+    assert engines.cache_name(shipped_audio) == first.name
+    stamp = first.stat().st_mtime_ns
+    again = engines.converted_model(shipped_audio)
+    assert again == first and first.stat().st_mtime_ns == stamp  # not converted again
+    # a model with other weights gets its own file
+    other = openl3lite.models.random_audio_model("mel128", 6144, width=0.125, seed=3)
+    assert engines.cache_name(other) != first.name
+    # a cached file whose bytes changed is not used: it is converted again
+    data = bytearray(first.read_bytes())
+    data[-1000] ^= 0xFF
+    first.write_bytes(bytes(data))
+    rebuilt = engines.converted_model(shipped_audio)
+    assert rebuilt == first and engines._cached_file_is_sound(rebuilt)
+    assert rebuilt.read_bytes() != bytes(data)
+
+
+def test_bad_engine_is_a_clear_error(shipped_audio):
+    with pytest.raises(OpenL3liteError, match="invalid engine 'tensorrt'"):
+        openl3lite.get_audio_embedding(np.zeros(48000), 48000, model=shipped_audio,
+                                       verbose=False, engine="tensorrt")
+    with pytest.raises(OpenL3liteError, match="invalid engine"):
+        openl3lite.get_image_embedding(np.zeros((224, 224, 3), np.uint8), model=SHIPPED,
+                                       verbose=False, engine=None)
+
+
+def test_engine_refuses_a_bare_keras_model():
+    import keras
+
+    inputs = keras.Input((1, 48000))
+    bare = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(inputs)))
+    with pytest.raises(OpenL3liteError, match="runs openl3lite embedding models"):
+        openl3lite.get_audio_embedding(np.ones(48000), 48000, model=bare, verbose=False,
+                                       engine="onnxruntime")
+
+
+def test_cli_engine_option(home, tmp_path):
+    out = tmp_path / "out"
+    env = dict(os.environ, OPENL3LITE_HOME=str(home))
+    done = subprocess.run([sys.executable, "-m", "openl3lite", "audio", str(SPEECH[0]),
+                           "--model", SHIPPED, "--engine", "onnxruntime", "-o", str(out), "-q"],
+                          capture_output=True, text=True, timeout=600, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    written = np.load(out / "3_theo_7.npz")["embedding"]
+    reference, _ = openl3lite.get_audio_embedding(sf.read(SPEECH[0])[0], 8000, model=SHIPPED,
+                                                  verbose=False)
+    assert _relative(written, reference) <= EXPORT_SPEECH_TOLERANCE["mel128"]
+    bad = subprocess.run([sys.executable, "-m", "openl3lite", "image", str(tmp_path),
+                          "--engine", "tensorrt"], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert bad.returncode == 2 and "Invalid value for '--engine'" in bad.stderr
