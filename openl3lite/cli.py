@@ -949,7 +949,7 @@ def export_model_command(model_path, fmt, part, embedding_size, output, overwrit
 @main.command()
 @click.argument("labels")
 @click.option("--modality", type=click.Choice(["audio", "image"]), default="audio",
-              show_default=True)
+              show_default=True, help="Whether the labelled clips are sounds or images.")
 @click.option("--model", "model_paths", multiple=True, type=MODEL,
               help="Weights file to evaluate (repeatable). Default: the released default model.")
 @click.option("--random-baseline/--no-random-baseline", default=True, show_default=True,
@@ -971,7 +971,7 @@ def export_model_command(model_path, fmt, part, embedding_size, output, overwrit
                                            "log-mel) side by side, coloured by label.")
 @click.option("--output-dir", "-o", default=None, type=click.Path(file_okay=False),
               help="Write report.json, report.md and confusion matrices here.")
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @_needs_backend
 def evaluate(labels, modality, model_paths, random_baseline, logmel_baseline, embedding_size,
              train_groups, test_groups, test_fraction, kfold, hop_size, plot, output_dir, quiet):
@@ -1064,12 +1064,13 @@ def _features(evaluation, clips, model, modality, hop_size, quiet, failures=None
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--pairs", type=int, default=2048, show_default=True,
               help="Frame/clip pairs to score (half of them corresponding).")
-@click.option("--batch-size", "-b", type=int, default=64, show_default=True)
+@click.option("--batch-size", "-b", type=POSITIVE_INT, default=64, show_default=True,
+              help="Pairs per network batch (memory grows with it).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds the pairs: the same seed scores the same pairs.")
 @click.option("--random-baseline/--no-random-baseline", default=True, show_default=True,
               help="Also score the same network with random weights.")
-@click.option("--quiet", "-q", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_needs_backend
 def evaluate_avc(model_path, dataset_dir, pairs, batch_size, seed, random_baseline, quiet):
     """Audio-visual correspondence accuracy of MODEL_PATH (a file from `l3embed export`) on
