@@ -24,3 +24,11 @@ IMAGE_EMBEDDING_SIZES = (8192, 512)
 #: API defaults shared by the functions and the CLI.
 DEFAULT_HOP_SIZE = 0.1
 DEFAULT_BATCH_SIZE = 32
+
+#: HEAR 2021 entry (:mod:`openl3lite.hear`), as OpenL3's own HEAR 2021 entry: its default model
+#: and embedding size, the hop of the timestamp embeddings and the hop of the windows that the
+#: scene embedding averages, in seconds.
+HEAR_DEFAULT_MODEL = "openl3-mel256-music"
+HEAR_EMBEDDING_SIZE = 512
+HEAR_TIMESTAMP_HOP_SIZE = 0.05
+HEAR_SCENE_HOP_SIZE = 0.5
