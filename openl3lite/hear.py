@@ -31,8 +31,14 @@ from . import framing
 from .api import _array_blocks, _audio_predict, _check_framing, _check_positive_int
 from .batching import batched, prefetch
 from .errors import OpenL3liteError
-from .facts import (DEFAULT_BATCH_SIZE, HEAR_DEFAULT_MODEL, HEAR_EMBEDDING_SIZE,
-                    HEAR_SCENE_HOP_SIZE, HEAR_TIMESTAMP_HOP_SIZE, TARGET_SR)
+from .facts import (
+    DEFAULT_BATCH_SIZE,
+    HEAR_DEFAULT_MODEL,
+    HEAR_EMBEDDING_SIZE,
+    HEAR_SCENE_HOP_SIZE,
+    HEAR_TIMESTAMP_HOP_SIZE,
+    TARGET_SR,
+)
 from .models import as_audio_model
 
 #: Milliseconds in a second (HEAR's timestamps are in ms).
@@ -294,5 +300,10 @@ def get_scene_embeddings(audio, model):
                        framework)
 
 
-__all__ = ["HearModel", "load_model", "get_timestamp_embeddings", "get_scene_embeddings",
-           "embed_sounds"]
+__all__ = [
+    "HearModel",
+    "embed_sounds",
+    "get_scene_embeddings",
+    "get_timestamp_embeddings",
+    "load_model",
+]
