@@ -6,6 +6,7 @@ own validator (the ``hearvalidator`` package) run on the shipped model.
 Memory on a 20-minute sound is measured by benchmarks/hear_memory.py, not here.
 """
 
+import importlib
 import os
 import subprocess
 import sys
@@ -54,12 +55,33 @@ def test_model_attributes(small):
     assert small.embedding_model.metadata.name == SMALL_MODEL
 
 
-def test_model_is_a_tensorflow_module_under_tensorflow(small):
-    import keras
-    import tensorflow as tf
+def _require(module):
+    """Import ``module``; skip without it, except in CI (the test extra installs it)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"{module} is not installed (pip install -e '.[test]' installs it)")
 
-    assert keras.backend.backend() == "tensorflow"
-    assert isinstance(small, tf.Module)
+
+def test_model_is_the_backends_module(small):
+    """What HEAR's harness checks: a tf.Module under TensorFlow, a torch.nn.Module under
+    torch."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        assert isinstance(small, tf.Module)
+    elif backend == "torch":
+        import torch
+
+        assert isinstance(small, torch.nn.Module)
+        assert small.embedding_model in list(small.children())
+    else:
+        pytest.skip(f"HEAR has no module type for the {backend} backend")
 
 
 def test_timestamp_embeddings_equal_get_audio_embedding(small, speech):
@@ -136,6 +158,16 @@ def test_tensorflow_tensors_in_and_out(small, speech):
     np.testing.assert_array_equal(embeddings.numpy(), expected)
 
 
+def test_torch_tensors_in_and_out(small, speech):
+    torch = _require("torch")
+    embeddings, timestamps = hear.get_timestamp_embeddings(torch.from_numpy(speech[:2]), small)
+    scene = hear.get_scene_embeddings(torch.from_numpy(speech[:2]), small)
+    assert all(isinstance(x, torch.Tensor) for x in (embeddings, timestamps, scene))
+    assert embeddings.dtype == timestamps.dtype == scene.dtype == torch.float32
+    expected, _ = hear.get_timestamp_embeddings(speech[:2], small)
+    np.testing.assert_array_equal(embeddings.numpy(), expected)
+
+
 def test_short_and_float64_sounds(small):
     """A sound shorter than a window gets one window at t=0; float64 samples are accepted."""
     rng = np.random.default_rng(0)
@@ -186,12 +218,7 @@ def test_a_model_file_path_loads(tmp_path):
 def run_validator(backend, model=SMALL_MODEL):
     """Run HEAR's validator, ``hear-validator openl3lite.hear --model MODEL``, under a Keras
     backend; returns the completed process (output in ``stdout``)."""
-    try:
-        import hearvalidator  # noqa: F401
-    except ImportError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("hearvalidator is not installed (pip install -e '.[test]' installs it)")
+    _require("hearvalidator")
     env = dict(os.environ, KERAS_BACKEND=backend, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, "-m", "hearvalidator.validate", "openl3lite.hear",
                            "--model", model], check=False, capture_output=True, text=True,
