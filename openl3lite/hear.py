@@ -149,7 +149,10 @@ def _framework_of(audio):
 
 def _as_numpy(audio, framework):
     if framework == "torch":
-        return audio.detach().cpu().numpy()
+        tensor = audio.detach().cpu()
+        if tensor.is_floating_point() and tensor.element_size() == 2:  # bfloat16: no numpy
+            tensor = tensor.float()
+        return tensor.numpy()
     if framework == "tensorflow":
         return audio.numpy()
     return np.asarray(audio)

@@ -17,16 +17,20 @@ import sys
 import pytest
 from conftest import REPO
 
+#: OpenL3 0.4.2's own outputs of get_audio_embedding: every input representation, both
+#: frontends, resampled (44.1 kHz) and 48 kHz input, both sizes, a short clip, a list call.
+FIXTURE_CASES = [
+    "audio_mel256_kapre:chirp_44k__center1__hop0.1__emb6144",
+    "audio_mel128_kapre:chirp_stereo__center0__hop0.5__emb512",
+    "audio_linear_kapre:chirp_1s__center1__hop0.1__emb512",
+    "audio_mel256_librosa:chirp_44k__center1__hop0.5__emb512",
+    "audio_linear_librosa:short__center1__hop0.1__emb6144",
+    "audio_mel128_kapre:listcall0/listcall1",
+]
+
 #: pytest node ids: a parametrised test without brackets runs all its cases.
 SUBSET = [
-    # OpenL3 0.4.2's own outputs: get_audio_embedding for every input representation and both
-    # frontends, resampled (44.1 kHz) and 48 kHz input, both sizes, a list call
-    "tests/test_openl3_fixtures.py::test_audio_case[audio_mel256_kapre:chirp_44k__center1__hop0.1__emb6144]",
-    "tests/test_openl3_fixtures.py::test_audio_case[audio_mel128_kapre:chirp_stereo__center0__hop0.5__emb512]",
-    "tests/test_openl3_fixtures.py::test_audio_case[audio_linear_kapre:chirp_1s__center1__hop0.1__emb512]",
-    "tests/test_openl3_fixtures.py::test_audio_case[audio_mel256_librosa:chirp_44k__center1__hop0.5__emb512]",
-    "tests/test_openl3_fixtures.py::test_audio_case[audio_linear_librosa:short__center1__hop0.1__emb6144]",
-    "tests/test_openl3_fixtures.py::test_audio_case[audio_mel128_kapre:listcall0/listcall1]",
+    *(f"tests/test_openl3_fixtures.py::test_audio_case[{case}]" for case in FIXTURE_CASES),
     "tests/test_openl3_fixtures.py::test_network_alone_matches_openl3",
     "tests/test_openl3_fixtures.py::test_frontends_match_openl3",
     # get_image_embedding, with timestamps, both sizes

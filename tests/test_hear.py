@@ -122,7 +122,8 @@ def test_openl3_outputs_through_the_hear_api(fixtures_dir):
     for index, name in enumerate(names):
         key = f"{name}__center1__hop0.5__emb512"
         ref_emb = reference[f"{key}__embedding"]
-        np.testing.assert_array_equal(timestamps[index], (reference[f"{key}__timestamps"] * 1000).astype(np.float32))
+        expected_ms = (reference[f"{key}__timestamps"] * 1000).astype(np.float32)
+        np.testing.assert_array_equal(timestamps[index], expected_ms)
         # the kapre-frontend tolerance of tests/test_openl3_fixtures.py
         np.testing.assert_allclose(embeddings[index], ref_emb, rtol=0, atol=0.15)
         np.testing.assert_allclose(scene[index], ref_emb.mean(0), rtol=0, atol=0.15)
