@@ -37,7 +37,7 @@ _EXPORTS = {
 #: Submodules reachable as attributes (``openl3lite.models.load_audio_embedding_model``, as
 #: ``openl3.models...`` is), imported on first use.
 _SUBMODULES = ("core", "models", "cli", "openl3_exceptions", "openl3_warnings", "hub",
-               "registry")
+               "registry", "hear", "deploy", "engines", "raydata", "jobs")
 
 __all__ = sorted(_EXPORTS)
 

@@ -49,3 +49,10 @@ EXPORT_TOLERANCE = 1e-4
 #: inside its 80 dB range, so two float32 spectrograms (TensorFlow's FFT and the export's
 #: DFT) differ in near-silent bins by up to a few dB (see tests/test_openl3_fixtures.py).
 EXPORT_SPEECH_TOLERANCE = {"linear": 3e-2, "mel128": 1e-2, "mel256": 1e-2}
+#: HEAR 2021 entry (:mod:`openl3lite.hear`), as OpenL3's own HEAR 2021 entry: its default model
+#: and embedding size, the hop of the timestamp embeddings and the hop of the windows that the
+#: scene embedding averages, in seconds.
+HEAR_DEFAULT_MODEL = "openl3-mel256-music"
+HEAR_EMBEDDING_SIZE = 512
+HEAR_TIMESTAMP_HOP_SIZE = 0.05
+HEAR_SCENE_HOP_SIZE = 0.5

@@ -81,7 +81,9 @@ class AudioEmbeddingModel(keras.Model):
                                           metadata.embedding_channels)
         graph = network.build_audio_embedding_model(metadata.input_repr, embedding_size,
                                                     frontend=frontend, trunk=trunk)
-        super().__init__(graph.inputs, graph.outputs,
+        # one input tensor, not a list of one: Keras' torch backend warns on every batch shape
+        # that a tensor "doesn't match the expected structure" ['waveform'] otherwise
+        super().__init__(graph.inputs[0], graph.outputs[0],
                          name=name or _keras_name(f"{metadata.name}_audio_{embedding_size}"),
                          **kwargs)
         self.metadata = metadata
@@ -127,7 +129,7 @@ class ImageEmbeddingModel(keras.Model):
         _check_embedding_size("image", embedding_size, metadata.embedding_channels)
         trunk = network.build_image_trunk(metadata.width, metadata.embedding_channels)
         graph = network.build_image_embedding_model(embedding_size, trunk=trunk)
-        super().__init__(graph.inputs, graph.outputs,
+        super().__init__(graph.inputs[0], graph.outputs[0],  # one tensor: see AudioEmbeddingModel
                          name=name or _keras_name(f"{metadata.name}_image_{embedding_size}"),
                          **kwargs)
         self.metadata = metadata

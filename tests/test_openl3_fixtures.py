@@ -2,8 +2,9 @@
 
 Tolerances (all absolute, on embeddings whose magnitude reaches about 50):
 
-* network alone, fed OpenL3's stored spectrograms: 1e-4. Only float32 summation order differs
-  (TF moves results by ~8e-6 just by regrouping a batch).
+* network alone, fed OpenL3's stored spectrograms: 1e-4 plus 1e-5 relative. Only float32
+  summation order differs (TF moves results by ~8e-6 just by regrouping a batch; the torch
+  backend's convolutions differ from OpenL3's by up to 1.1e-4 on values of about 35).
 * ``librosa`` frontend cases: 2e-3 (4e-5 of the embeddings' scale). The frontend is float64 on
   both sides and the resampler reproduces resampy 0.2.2 to ~1e-12; what remains is float32
   network round-off amplified by bins near the -80 dB floor.
@@ -17,6 +18,7 @@ Tolerances (all absolute, on embeddings whose magnitude reaches about 50):
 
 import warnings
 
+import keras
 import numpy as np
 import pytest
 import soundfile as sf
@@ -85,13 +87,16 @@ def test_network_alone_matches_openl3(fixtures_dir, openl3_audio_model):
     data = np.load(fixtures_dir / "audio_frontend_chirp_44k.npz")
     model = openl3_audio_model("mel256", 6144, "librosa")
     spectrogram = data["kapre_mel256_spectrogram"][:1]
-    prepool = np.asarray(model.trunk(spectrogram, training=False))
-    np.testing.assert_allclose(prepool, data["kapre_mel256_prepool_frame0"], atol=1e-4, rtol=0)
+    # convert_to_numpy: on the torch backend a layer's output is a tensor that requires grad
+    prepool = keras.ops.convert_to_numpy(model.trunk(spectrogram, training=False))
+    np.testing.assert_allclose(prepool, data["kapre_mel256_prepool_frame0"], atol=1e-4,
+                               rtol=1e-5)
     embedding = model.predict_on_batch(spectrogram)
-    np.testing.assert_allclose(embedding, data["kapre_mel256_emb6144_frame0"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(embedding, data["kapre_mel256_emb6144_frame0"], atol=1e-4,
+                               rtol=1e-5)
     after_bn = model.trunk.get_layer("input_bn")(data["kapre_mel256_spectrogram"], training=False)
-    np.testing.assert_allclose(np.asarray(after_bn), data["kapre_mel256_after_input_bn"],
-                               atol=1e-4, rtol=0)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(after_bn),
+                               data["kapre_mel256_after_input_bn"], atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("input_repr", ["linear", "mel128", "mel256"])
@@ -106,13 +111,16 @@ def test_frontends_match_openl3(fixtures_dir, input_repr):
     windows = np.stack([padded[i * 24000 : i * 24000 + 48000] for i in range(4)])
     ours = frontend.librosa_spectrogram(windows, input_repr)
     np.testing.assert_allclose(ours, data[f"librosa_{input_repr}_spectrogram"], atol=1e-3, rtol=0)
-    in_graph = np.asarray(frontend.Spectrogram(input_repr)(windows.astype(np.float32)))
+    in_graph = keras.ops.convert_to_numpy(
+        frontend.Spectrogram(input_repr)(windows.astype(np.float32)))
     reference = data[f"kapre_{input_repr}_spectrogram"]
     assert in_graph.shape == reference.shape
     loud = reference > -40  # away from the float32 STFT round-off floor
     np.testing.assert_allclose(in_graph[loud], reference[loud], atol=2e-3, rtol=0)
     if input_repr != "linear":
-        assert np.abs(in_graph - reference).max() < 1.5
+        # near the -80 dB floor: 0.85 dB (mel256) on TensorFlow, 1.57 dB at a -77 dB bin on
+        # torch, whose float32 convolution sums in another order; above -60 dB both are < 0.06
+        assert np.abs(in_graph - reference).max() < 2.0
         n_mels = int(input_repr[3:])
         np.testing.assert_array_equal(frontend.mel_filterbank(n_mels), data[f"melfb_{n_mels}"])
 
