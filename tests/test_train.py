@@ -279,6 +279,38 @@ def test_kill_resume_matches_uninterrupted_run_then_export(dataset, tmp_path):
     assert image_emb.shape == (1, 8192) and np.all(np.isfinite(image_emb))
 
 
+def test_kill_inside_a_checkpoint_write_resumes_from_the_last_complete_one(dataset, tmp_path):
+    """SIGKILL while a checkpoint file is being written (its temporary file is on disk): the
+    run's state still names a complete checkpoint, resuming continues from it, and the next
+    checkpoint removes what the killed write left."""
+    from openl3lite.training.train import train
+
+    run = tmp_path / "run"
+    folder = run / "checkpoint"
+    proc = _train_in_subprocess(dataset, run, steps=10_000)
+    _wait_for_checkpoint(proc, run, min_step=2)
+    deadline = time.time() + 120
+    caught = []
+    while time.time() < deadline and proc.poll() is None and not caught:
+        caught = [n for n in os.listdir(folder) if n.startswith(".tmp")]
+        if not caught:
+            time.sleep(0.0005)
+    assert caught, "no checkpoint write was seen in progress"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    state, arrays = _checkpoint_arrays(run)  # the state names a complete, readable file
+    assert state["step"] >= 2 and state["step"] % 2 == 0 and arrays
+    stopped_at = state["step"]
+
+    resumed = train(dataset, run, steps=stopped_at + 2, checkpoint_every=2, eval_every=2,
+                    resume=True, **TINY)
+    assert resumed.step == stopped_at + 2
+    steps_logged = [int(r["step"]) for r in _read_csv(run / "metrics.csv")]
+    assert steps_logged == list(range(2, stopped_at + 3, 2))
+    assert not [n for n in os.listdir(folder) if n.startswith(".tmp")]
+    assert _checkpoint_arrays(run)[0]["step"] == stopped_at + 2
+
+
 def test_train_on_jax_backend_exports_weights_tensorflow_loads(dataset, tmp_path):
     """The same training code runs on JAX (the backend of GPU machines); its export loads here."""
     pytest.importorskip("jax")  # installed by the `test` extra; absent only in a bare install
