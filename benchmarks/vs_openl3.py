@@ -395,21 +395,34 @@ def run_worker(libs, label, spec, timeout):
     return result
 
 
-def max_abs_diffs(a_path, b_path):
-    """Per embedding array two workers saved: ``(max |a - b|, max |a|)`` (inf if the shapes
-    differ)."""
+def agreement_figures(a_path, b_path):
+    """How far apart the embeddings two workers saved are, per embedding array.
+
+    Returns
+    -------
+    dict
+        array name -> dict with ``max_abs_diff``, ``median_abs_diff``, ``max_abs_openl3`` (the
+        scale: largest |value| of the first file's array), ``min_cosine`` (row-wise, over
+        windows / frames); all inf / nan where the shapes differ.
+    """
     import numpy as np
 
     a, b = _load_npz(a_path), _load_npz(b_path)
     out = {}
     for key in a:
-        if key.endswith("embedding") and key in b:
-            scale = float(np.max(np.abs(a[key]))) if a[key].size else 0.0
-            if a[key].shape != b[key].shape:
-                out[key] = (float("inf"), scale)
-            else:
-                out[key] = (float(np.max(np.abs(a[key].astype(np.float64) - b[key]),
-                                         initial=0.0)), scale)
+        if not (key.endswith("embedding") and key in b):
+            continue
+        x, y = a[key].astype(np.float64), b[key].astype(np.float64)
+        scale = float(np.max(np.abs(x))) if x.size else 0.0
+        if x.shape != y.shape or not x.size:
+            out[key] = {"max_abs_diff": float("inf"), "median_abs_diff": float("inf"),
+                        "max_abs_openl3": scale, "min_cosine": float("nan")}
+            continue
+        diff = np.abs(x - y)
+        cosine = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
+                                   + 1e-30)
+        out[key] = {"max_abs_diff": float(diff.max()), "median_abs_diff": float(np.median(diff)),
+                    "max_abs_openl3": scale, "min_cosine": float(cosine.min())}
     return out
 
 
@@ -603,17 +616,18 @@ def main():
     print("versions: " + "; ".join(f"{label}: " + ", ".join(f"{k} {v}" for k, v in vs.items())
                                    for label, vs in versions.items()))
     report(results, libs, items, args.long_minutes)
-    print("\nagreement with OpenL3 (same input, first run of each; max |difference| and "
-          "the largest |value| of OpenL3's embedding):")
+    print("\nagreement with OpenL3 (same input, first run of each; |difference| of the "
+          "values, cosine of each window's / frame's embeddings):")
     agreement = {}
     for key, *_ in items:
         for label in libs.labels[1:]:
-            for array, (diff, scale) in max_abs_diffs(results[key]["OpenL3"][0]["save"],
-                                                      results[key][label][0]["save"]).items():
-                agreement[f"{key}/{label}/{array}"] = {"max_abs_diff": diff,
-                                                       "max_abs_openl3": scale}
-                print(f"  {key:<13} {label:<12} {array:<16} max abs diff {diff:.3g} "
-                      f"(OpenL3's largest |value| {scale:.3g})")
+            for array, fig in agreement_figures(results[key]["OpenL3"][0]["save"],
+                                                results[key][label][0]["save"]).items():
+                agreement[f"{key}/{label}/{array}"] = fig
+                print(f"  {key:<13} {label:<12} {array:<16} max abs diff "
+                      f"{fig['max_abs_diff']:.3g} (median {fig['median_abs_diff']:.2g}; "
+                      f"OpenL3's largest |value| {fig['max_abs_openl3']:.3g}), lowest cosine "
+                      f"{fig['min_cosine']:.6f}")
     print(f"\ncommand: python benchmarks/vs_openl3.py {' '.join(sys.argv[1:])}")
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "uptime_start": start_uptime,
