@@ -27,8 +27,9 @@ names.
     python benchmarks/vs_openl3.py --variant "onnx={\"engine\": \"onnxruntime\"}"
 
 ``--variant LABEL=JSON`` adds an openl3lite column whose embedding calls get the JSON object's
-keyword arguments (repeat it for several); the default is one column, ``openl3lite`` with
-none.
+keyword arguments, added to or replacing the benchmark's own (repeat it for several; every
+task's call gets them, so give only arguments that all the chosen tasks take, or choose the
+tasks with ``--only``); the default is one column, ``openl3lite`` with none.
 """
 
 import argparse
@@ -290,9 +291,9 @@ def worker(spec):
         import soundfile as sf
 
         samples, sr = sf.read(spec["input"], dtype="float32")
-        call = lambda x: lib.get_audio_embedding(
-            x, sr, model=audio_model, hop_size=spec["hop"], batch_size=BATCH, center=True,
-            frontend=FRONTEND, verbose=False, **kwargs)
+        call = lambda x: lib.get_audio_embedding(x, sr, **{
+            "model": audio_model, "hop_size": spec["hop"], "batch_size": BATCH, "center": True,
+            "frontend": FRONTEND, "verbose": False, **kwargs})
         call(samples[: int(WARMUP_SECONDS * sr)])
         t0 = time.perf_counter()
         emb, ts = call(samples)
@@ -301,8 +302,8 @@ def worker(spec):
         np.savez(save, embedding=emb, timestamps=ts)
     elif task == "image":
         images = np.load(spec["input"])
-        call = lambda x: lib.get_image_embedding(
-            x, model=image_model, batch_size=BATCH, verbose=False, **kwargs)
+        call = lambda x: lib.get_image_embedding(x, **{
+            "model": image_model, "batch_size": BATCH, "verbose": False, **kwargs})
         call(images[:2])
         t0 = time.perf_counter()
         emb = call(images)
@@ -312,10 +313,10 @@ def worker(spec):
     elif task == "video":
         folder = tempfile.mkdtemp(prefix="vs-openl3-video-")
         t0 = time.perf_counter()
-        lib.process_video_file(spec["input"], output_dir=folder, audio_model=audio_model,
-                               image_model=image_model, audio_batch_size=BATCH,
-                               image_batch_size=BATCH, audio_frontend=FRONTEND, verbose=False,
-                               **kwargs)
+        lib.process_video_file(spec["input"], **{
+            "output_dir": folder, "audio_model": audio_model, "image_model": image_model,
+            "audio_batch_size": BATCH, "image_batch_size": BATCH, "audio_frontend": FRONTEND,
+            "verbose": False, **kwargs})
         out["call_s"] = time.perf_counter() - t0
         stem = Path(spec["input"]).stem
         arrays = {}
@@ -327,9 +328,10 @@ def worker(spec):
     elif task == "file":
         folder = tempfile.mkdtemp(prefix="vs-openl3-file-")
         t0 = time.perf_counter()
-        lib.process_audio_file(spec["input"], output_dir=folder, model=audio_model,
-                               hop_size=spec["hop"], batch_size=BATCH, center=True,
-                               frontend=FRONTEND, verbose=False, **kwargs)
+        lib.process_audio_file(spec["input"], **{
+            "output_dir": folder, "model": audio_model, "hop_size": spec["hop"],
+            "batch_size": BATCH, "center": True, "frontend": FRONTEND, "verbose": False,
+            **kwargs})
         out["call_s"] = time.perf_counter() - t0
         got = _load_npz(Path(folder) / (Path(spec["input"]).stem + ".npz"))
         out["rate"] = len(got["embedding"]) / out["call_s"]
