@@ -354,8 +354,10 @@ def _kaiser_best_filter():
     """resampy 0.2.2's kaiser_best filter table, built once per process.
 
     Given to resampy as its ``filter`` (a function), so that resampling a stream chunk by chunk
-    does not rebuild the table (a 65,537-point Kaiser window and sinc, about 10-20 ms) for
-    every chunk; the values are those resampy's ``sinc_window`` gives for these parameters.
+    does not rebuild the table (a 65,537-point Kaiser window and sinc; 0.08 s measured on a
+    loaded 2-core machine) for every chunk; the values are those resampy's ``sinc_window``
+    gives for these parameters. The array is shared: resampy only reads it, and so must any
+    other caller.
 
     Returns
     -------
