@@ -111,6 +111,20 @@ def audio_model(width, input_repr="mel256", embedding_size=6144):
     return model
 
 
+def named_audio_model(name):
+    """A model by name (``l3embed models`` lists them), e.g. the shipped
+    ``avdigits-mel128-w0125``; OpenL3's names need their weights installed (``l3embed
+    download``).
+
+    Returns
+    -------
+    openl3lite.models.AudioEmbeddingModel
+    """
+    import openl3lite
+
+    return openl3lite.load_audio_embedding_model_from_path(name)
+
+
 def image_model(width, embedding_size=8192):
     """An image embedding model (fixture weights at width 1 when present, random otherwise)."""
     import openl3lite

@@ -19,8 +19,14 @@ import tempfile
 
 import numpy as np
 import soundfile as sf
-
-from _common import audio_model, chirp_signal, machine_line, median_time, print_table
+from _common import (
+    audio_model,
+    chirp_signal,
+    machine_line,
+    median_time,
+    named_audio_model,
+    print_table,
+)
 
 SR = 44100
 
@@ -63,7 +69,7 @@ def stage_times(path, model, hop, batch_size, resampler, repeats):
     from openl3lite import audio, framing
 
     samples, sr = sf.read(path)
-    blocks = lambda: (samples[i : i + audio.DEFAULT_BLOCK_FRAMES]  # noqa: E731
+    blocks = lambda: (samples[i : i + audio.DEFAULT_BLOCK_FRAMES]
                       for i in range(0, len(samples), audio.DEFAULT_BLOCK_FRAMES))
     n_out = audio.resampled_length(len(samples), sr)
     resampled = np.concatenate(list(audio.iter_resampled(blocks(), sr, len(samples),
@@ -116,6 +122,9 @@ def main():
     parser.add_argument("--seconds", type=float, default=60.0, help="Signal length.")
     parser.add_argument("--hops", type=float, nargs="+", default=[0.1, 1.0])
     parser.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.25])
+    parser.add_argument("--models", nargs="+", default=[],
+                        help="Named models to time instead of --widths (e.g. the shipped "
+                             "avdigits-mel128-w0125); their own input representation is used.")
     parser.add_argument("--modes", nargs="+", default=["exact", "fast"],
                         choices=["exact", "fast"])
     parser.add_argument("--repeats", type=int, default=3)
@@ -134,8 +143,10 @@ def main():
     sf.write(path, chirp_signal(args.seconds, SR), SR, subtype="FLOAT")
     n_samples = audio.resampled_length(int(args.seconds * SR), SR)
     rows, stage_rows = [], []
-    for width in args.widths:
-        model = audio_model(width, args.input_repr)
+    models = ([(name, named_audio_model(name)) for name in args.models] if args.models else
+              [(width, None) for width in args.widths])
+    for width, model in models:
+        model = model or audio_model(width, args.input_repr)
         for hop in args.hops:
             n = framing.count_windows(n_samples, hop)
             net = network_alone_time(model, n, args.batch_size, args.repeats)
@@ -159,12 +170,13 @@ def main():
             stage_rows.append([width, hop] + [f"{100 * stages[k] / serial:.1f}%"
                                               for k in ("read", "resample", "frontend",
                                                         "network")])
-    title = (f"audio: {args.seconds:g} s at 44.1 kHz, {args.input_repr}, 6144-D, batch "
+    shown = "/".join(sorted({m.input_repr for _, m in models if m})) or args.input_repr
+    title = (f"audio: {args.seconds:g} s at 44.1 kHz, {shown}, batch "
              f"{args.batch_size}, resampler {args.resampler}; median of {args.repeats} runs")
-    print_table(title, ["width", "hop (s)", "path", "windows", "windows/s", "audio s/s",
+    print_table(title, ["model" if args.models else "width", "hop (s)", "path", "windows", "windows/s", "audio s/s",
                         "speed-up vs exact", "ratio to network alone"], rows)
     print_table("share of serial time per stage (each stage timed alone, exact mode)",
-                ["width", "hop (s)", "reading", "resampling", "frontend", "network"], stage_rows)
+                ["model" if args.models else "width", "hop (s)", "reading", "resampling", "frontend", "network"], stage_rows)
 
 
 if __name__ == "__main__":

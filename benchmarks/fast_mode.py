@@ -11,10 +11,14 @@ For each it prints the median cosine similarity of fast-mode to exact-mode embed
 window), the same after centring both on the exact embeddings' mean (random networks give
 embeddings with a large common component, which inflates raw cosines), and for scale the
 median cosine between exact embeddings one hop apart. With ``--probe-clips`` it also fits a
-linear probe (digit classification, speakers held out) on exact and on fast embeddings.
+linear probe (digit classification, speakers theo and yweweler held out) on exact and on fast
+embeddings. Single FSDD clips are a few windows long, too short for fast mode (the API computes
+them exactly), so the probe embeds each speaker's clips concatenated into streams of about
+``--stream-seconds`` and pools, for every digit, the windows centred inside it.
 
     python benchmarks/fast_mode.py --widths 0.25 --hops 0.1 0.25 0.5
     python benchmarks/fast_mode.py --widths 1.0 --hops 0.1 --n-signals 2   # full network (slow)
+    python benchmarks/fast_mode.py --models avdigits-mel128-w0125 --hops 0.1 --probe-clips 600
 
 Width 1 uses the OpenL3-layout fixture weights when ../shared is present; other widths are
 random reduced-width networks (no trained reduced-width model was available here).
@@ -26,10 +30,17 @@ import warnings
 
 import numpy as np
 import soundfile as sf
-
-from _common import FSDD_RECORDINGS, audio_model, machine_line, print_table
+from _common import (
+    FSDD_RECORDINGS,
+    audio_model,
+    machine_line,
+    named_audio_model,
+    print_table,
+)
 
 MUSIC_SR = 44100
+PROBE_TRAIN = ["george", "jackson", "lucas", "nicolas"]
+PROBE_TEST = ["theo", "yweweler"]
 
 
 def music_like(seconds, seed, sr=MUSIC_SR):
@@ -103,33 +114,94 @@ def agreement(exact, fast, hop):
             float(np.median(neighbours)))
 
 
-def probe_accuracy(model, hop, mode, n_clips, seed):
-    """Digit linear-probe accuracy with two FSDD speakers held out."""
+def digit_streams(n_clips, seed, stream_seconds):
+    """FSDD clips of the probe's speakers, concatenated per speaker into streams.
+
+    Returns
+    -------
+    streams : list of (np.ndarray float64 (k,), int sample rate, str speaker)
+    segments : list of (int stream index, float start s, float end s, str digit, str speaker)
+    """
     from openl3lite import evaluation
 
     clips = evaluation.fsdd_clip_set(str(FSDD_RECORDINGS.parent))
+    speakers = PROBE_TRAIN + PROBE_TEST
+    keep = [i for i in range(len(clips.paths)) if clips.groups[i] in speakers]
     rng = np.random.default_rng(seed)
-    keep = np.sort(rng.choice(len(clips.paths), min(n_clips, len(clips.paths)), replace=False))
-    subset = evaluation.ClipSet([clips.paths[i] for i in keep], [clips.labels[i] for i in keep],
-                                [clips.groups[i] for i in keep])
-    signals = [sf.read(p) for p in subset.paths]
-    embeddings, _ = embed(signals, model, hop, mode)
-    features = np.stack([np.concatenate([x.mean(0), x.max(0)]) for x in embeddings])
-    train, test = evaluation.split_indices(subset, test_groups=["theo", "yweweler"],
-                                           train_groups=["george", "jackson", "lucas",
-                                                         "nicolas"])
-    return evaluation.linear_probe(features, subset.labels, train, test).accuracy
+    keep = rng.choice(keep, min(n_clips, len(keep)), replace=False)
+    streams, segments = [], []
+    for speaker in speakers:
+        mine = [i for i in keep if clips.groups[i] == speaker]
+        parts, total = [], 0
+        for n, i in enumerate(mine):
+            samples, sr = sf.read(clips.paths[i])
+            segments.append((len(streams), total / sr, (total + len(samples)) / sr,
+                             clips.labels[i], speaker))
+            parts.append(samples)
+            total += len(samples)
+            if total >= stream_seconds * sr or n == len(mine) - 1:
+                streams.append((np.concatenate(parts), sr, speaker))
+                parts, total = [], 0
+    return streams, segments
+
+
+def segment_features(embeddings, timestamps, segments):
+    """Per digit: the mean and max of the embeddings of the windows centred in it (the nearest
+    window if none is), concatenated. Returns (n_segments, 2 D) float32."""
+    rows = []
+    for stream, start, end, _, _ in segments:
+        emb, ts = embeddings[stream], timestamps[stream]
+        inside = (ts >= start) & (ts < end)
+        if not inside.any():
+            inside = np.abs(ts - (start + end) / 2) == np.abs(ts - (start + end) / 2).min()
+        rows.append(np.concatenate([emb[inside].mean(0), emb[inside].max(0)]))
+    return np.stack(rows)
+
+
+def probe_accuracy(model, hop, n_clips, seed, stream_seconds):
+    """Digit linear-probe accuracy of exact and of fast embeddings (speakers held out), and
+    the share of windows fast mode really computed approximately.
+
+    Returns
+    -------
+    dict
+        ``exact``, ``fast``: accuracies; ``digits``: how many; ``streams``: how many.
+    """
+    import openl3lite
+    from openl3lite import evaluation, fast
+
+    streams, segments = digit_streams(n_clips, seed, stream_seconds)
+    labels = [s[3] for s in segments]
+    groups = np.array([s[4] for s in segments])
+    train = np.flatnonzero(np.isin(groups, PROBE_TRAIN))
+    test = np.flatnonzero(np.isin(groups, PROBE_TEST))
+    out = {"digits": len(segments), "streams": len(streams),
+           "fast_streams": sum(fast.pays_off(int(len(x) * 48000 / sr), hop, True,
+                                             model.input_repr) for x, sr, _ in streams)}
+    for mode in ("exact", "fast"):
+        embedded = [openl3lite.get_audio_embedding(x, sr, model=model, hop_size=hop,
+                                                   verbose=False, mode=mode)
+                    for x, sr, _ in streams]
+        features = segment_features([e for e, _ in embedded], [t for _, t in embedded],
+                                    segments)
+        out[mode] = evaluation.linear_probe(features, labels, train, test).accuracy
+    return out
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--widths", type=float, nargs="+", default=[0.25])
+    parser.add_argument("--models", nargs="+", default=[],
+                        help="Named models instead of --widths (e.g. the shipped "
+                             "avdigits-mel128-w0125).")
     parser.add_argument("--hops", type=float, nargs="+", default=[0.1, 0.25, 0.5])
     parser.add_argument("--n-signals", type=int, default=4,
                         help="Signals per category (FSDD gets 5x as many).")
     parser.add_argument("--music-seconds", type=float, default=10.0)
     parser.add_argument("--probe-clips", type=int, default=0,
                         help="FSDD clips for the linear probe (0: skip it).")
+    parser.add_argument("--stream-seconds", type=float, default=20.0,
+                        help="Length of the probe's concatenated digit streams.")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -141,8 +213,9 @@ def main():
                   for i in range(args.n_signals)],
     }
     rows, probe_rows = [], []
-    for width in args.widths:
-        model = audio_model(width)
+    models = ([(name, named_audio_model(name)) for name in args.models] if args.models else
+              [(width, audio_model(width)) for width in args.widths])
+    for width, model in models:
         embed(categories["music"][:1], model, args.hops[0], "exact")  # warm-up (tracing)
         embed(categories["music"][:1], model, args.hops[0], "fast")
         for hop in args.hops:
@@ -154,18 +227,22 @@ def main():
                 rows.append([width, hop, name, n, n / t_exact, n / t_fast, t_exact / t_fast,
                              raw, centred, neighbour])
             if args.probe_clips:
-                acc = {m: probe_accuracy(model, hop, m, args.probe_clips, args.seed)
-                       for m in ("exact", "fast")}
-                probe_rows.append([width, hop, args.probe_clips, acc["exact"], acc["fast"],
-                                   acc["fast"] - acc["exact"]])
-    print_table("fast mode vs exact mode (single run each; mel256, 6144-D)",
-                ["width", "hop (s)", "signals", "windows", "exact win/s", "fast win/s",
+                acc = probe_accuracy(model, hop, args.probe_clips, args.seed,
+                                     args.stream_seconds)
+                probe_rows.append([width, hop, acc["digits"],
+                                   f"{acc['fast_streams']}/{acc['streams']}", acc["exact"],
+                                   acc["fast"], acc["fast"] - acc["exact"]])
+    reprs = "/".join(sorted({f"{m.input_repr}, {m.embedding_size}-D" for _, m in models}))
+    print_table(f"fast mode vs exact mode (single run each; {reprs})",
+                ["model" if args.models else "width", "hop (s)", "signals", "windows", "exact win/s", "fast win/s",
                  "speed-up", "median cosine", "median centred cosine",
                  "exact vs exact one hop apart (centred)"], rows)
     if probe_rows:
-        print_table("FSDD digit linear probe, speakers theo and yweweler held out",
-                    ["width", "hop (s)", "clips", "exact accuracy", "fast accuracy",
-                     "difference"], probe_rows)
+        print_table("FSDD digit linear probe on digits inside concatenated streams, trained on "
+                    f"{', '.join(PROBE_TRAIN)}, tested on {', '.join(PROBE_TEST)}",
+                    ["model" if args.models else "width", "hop (s)", "digits",
+                     "streams in fast mode", "exact accuracy", "fast accuracy", "difference"],
+                    probe_rows)
 
 
 if __name__ == "__main__":

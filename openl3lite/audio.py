@@ -7,6 +7,7 @@ length is processed in memory that does not grow with its duration.
 """
 
 import contextlib
+import functools
 import math
 import os
 import re
@@ -344,6 +345,31 @@ def _kaiser_window(n_points):
     return scipy.signal.windows.kaiser(n_points, _KAISER_BEST_BETA, sym=True)
 
 
+@functools.lru_cache(maxsize=1)
+def _kaiser_best_filter():
+    """resampy 0.2.2's kaiser_best filter table, built once per process.
+
+    Given to resampy as its ``filter`` (a function), so that resampling a stream chunk by chunk
+    does not rebuild the table (a 65,537-point Kaiser window and sinc; 0.08 s measured on a
+    loaded 2-core machine) for every chunk; the values are those resampy's ``sinc_window``
+    gives for these parameters. The array is shared: resampy only reads it, and so must any
+    other caller.
+
+    Returns
+    -------
+    interp_win : np.ndarray, float64, shape (32769,)
+        The filter's right half, 2**9 entries per zero crossing.
+    precision : int
+        Entries per zero crossing (512).
+    rolloff : float
+    """
+    import resampy.filters
+
+    return resampy.filters.sinc_window(
+        num_zeros=_KAISER_BEST_ZEROS, precision=_KAISER_BEST_PRECISION,
+        window=_kaiser_window, rolloff=_KAISER_BEST_ROLLOFF)
+
+
 def resample(samples, sr_in, sr_out=TARGET_SR, method="kaiser_best"):
     """Resample a whole mono signal.
 
@@ -372,11 +398,8 @@ def resample(samples, sr_in, sr_out=TARGET_SR, method="kaiser_best"):
             registers = np.add.accumulate(np.full(n_out, float(sr_in) / float(sr_out)))
             times = np.concatenate([[0.0], registers[:-1]])
             return _resample_at(np.asarray(samples, dtype=np.float64), times)
-        return resampy.resample(
-            np.asarray(samples, dtype=np.float64), sr_in, sr_out, filter="sinc_window",
-            num_zeros=_KAISER_BEST_ZEROS, precision=_KAISER_BEST_PRECISION,
-            window=_kaiser_window, rolloff=_KAISER_BEST_ROLLOFF,
-        )
+        return resampy.resample(np.asarray(samples, dtype=np.float64), sr_in, sr_out,
+                                filter=_kaiser_best_filter)
     import soxr
 
     quality = {"soxr_hq": "HQ", "soxr_vhq": "VHQ"}[method]
@@ -467,10 +490,7 @@ def _resample_at(segment, times):
     # resample_nu's domain check.
     padded = np.concatenate([segment, np.zeros(2)])
     # sr_orig=1 makes resample_nu take ``times`` in samples as they are (no seconds round trip).
-    return resampy.resample_nu(
-        padded, 1.0, times, filter="sinc_window",
-        num_zeros=_KAISER_BEST_ZEROS, precision=_KAISER_BEST_PRECISION,
-        window=_kaiser_window, rolloff=_KAISER_BEST_ROLLOFF)
+    return resampy.resample_nu(padded, 1.0, times, filter=_kaiser_best_filter)
 
 
 def _iter_resampled_sinc(blocks, sr_in, sr_out, n_frames, n_out_total):
