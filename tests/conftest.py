@@ -120,6 +120,24 @@ def openl3_image_model(fixtures_dir):
     return get
 
 
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory):
+    """A small random-weight model file in our format (mel128, width 0.0625, audio and image
+    parts, symmetric image scaling): fast enough for command-line tests."""
+    import keras
+
+    from openl3lite import network
+    from openl3lite.weights import ModelMetadata, save_model_file
+
+    keras.utils.set_random_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny.h5"
+    save_model_file(path, {"audio": network.build_audio_trunk("mel128", 0.0625),
+                           "image": network.build_image_trunk(0.0625)},
+                    ModelMetadata(name="tiny", input_repr="mel128", width=0.0625,
+                                  image_scaling="symmetric"))
+    return str(path)
+
+
 def write_test_video(path, seconds, seed, fps=5, size=(320, 240), with_audio=True):
     """Write a small H.264/AAC ``.mp4``: frames of one colour shifting a little each frame and a
     stereo tone of one pitch (colour and pitch set by ``seed``), or no audio track at all."""

@@ -11,20 +11,8 @@ from openl3lite.cli import expand_inputs, main
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    """A tiny random-weight model file in our format (audio and image)."""
-    import keras
-
-    from openl3lite import network
-    from openl3lite.weights import ModelMetadata, save_model_file
-
-    keras.utils.set_random_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny.h5"
-    save_model_file(path, {"audio": network.build_audio_trunk("mel128", 0.0625),
-                           "image": network.build_image_trunk(0.0625)},
-                    ModelMetadata(name="tiny", input_repr="mel128", width=0.0625,
-                                  image_scaling="symmetric"))
-    return str(path)
+def model_file(tiny_model_file):
+    return tiny_model_file
 
 
 @pytest.fixture()

@@ -17,20 +17,31 @@ from openl3lite.cli import main
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A small random-weight model file in our format (mel128, audio and image parts)."""
-    import keras
+def tiny(tiny_model_file):
+    return tiny_model_file
 
-    from openl3lite import network
-    from openl3lite.weights import ModelMetadata, save_model_file
 
-    keras.utils.set_random_seed(3)
-    path = tmp_path_factory.mktemp("model") / "tiny.h5"
-    save_model_file(path, {"audio": network.build_audio_trunk("mel128", 0.0625),
-                           "image": network.build_image_trunk(0.0625)},
-                    ModelMetadata(name="tiny", input_repr="mel128", width=0.0625,
-                                  image_scaling="symmetric"))
-    return str(path)
+@pytest.fixture()
+def batch_sizes(monkeypatch):
+    """The sizes of the batches the network is given, in order (recorded around
+    ``batching.keras_predict``, through which every Keras embedding path runs the network)."""
+    from openl3lite import batching
+
+    sizes = []
+    original = batching.keras_predict
+
+    def recording(model):
+        predict = original(model)
+
+        def run(batch):
+            sizes.append(len(batch))
+            return predict(batch)
+
+        return run
+
+    monkeypatch.setattr(batching, "keras_predict", recording)
+    monkeypatch.setattr(api, "keras_predict", recording)
+    return sizes
 
 
 @pytest.fixture(scope="module")
@@ -147,39 +158,14 @@ def test_named_model_options_choose_openl3s_model(inputs, tmp_path):
 
 
 @pytest.mark.parametrize("flag", ["-ab", "--audio-batch-size"])
-def test_audio_batch_size_sets_the_networks_batches(inputs, tiny, tmp_path, monkeypatch, flag):
-    sizes = []
-    original = api.keras_predict
-
-    def recording(model):
-        predict = original(model)
-
-        def run(batch):
-            sizes.append(len(batch))
-            return predict(batch)
-
-        return run
-
-    monkeypatch.setattr(api, "keras_predict", recording)
+def test_audio_batch_size_sets_the_networks_batches(inputs, tiny, tmp_path, batch_sizes, flag):
     _run("audio", inputs / "a.wav", "--model", tiny, "-o", tmp_path, "-q", flag, "7")
     n_windows = len(np.load(tmp_path / "a.npz")["timestamps"])
     # 2.3 s with 0.5 s of zeros before it, as OpenL3 centres: 1 + ceil(1.8 / 0.1) windows
-    assert n_windows == 19 and sizes == [7, 7, 5]
+    assert n_windows == 19 and batch_sizes == [7, 7, 5]
 
 
-def test_image_options(inputs, tiny, tmp_path, monkeypatch):
-    sizes = []
-    original = api.keras_predict
-
-    def recording(model):
-        predict = original(model)
-
-        def run(batch):
-            sizes.append(len(batch))
-            return predict(batch)
-
-        return run
-
+def test_image_options(inputs, tiny, tmp_path, batch_sizes):
     _run("image", inputs / "p.png", "--model", tiny, "-is", "512", "-o", tmp_path, "-x", "s",
          "-q")
     model = openl3lite.load_image_embedding_model_from_path(tiny, 512)
@@ -190,11 +176,11 @@ def test_image_options(inputs, tiny, tmp_path, monkeypatch):
                                    atol=1e-6 * np.abs(expected).max())
         assert data["embedding"].shape == (1, 512)
     # a video's frames go through --image-batch-size batches
-    monkeypatch.setattr(api, "keras_predict", recording)
+    batch_sizes.clear()
     _run("video", inputs / "v.mp4", "--model", tiny, "-o", tmp_path / "v", "-q", "-ib", "3",
          "--image-embedding-size", "512")
     frames = len(np.load(tmp_path / "v" / "v_image.npz")["timestamps"])
-    assert frames == 10 and [s for s in sizes if s <= 3] == [3, 3, 3, 1]  # sound: one of 21
+    assert frames == 10 and [s for s in batch_sizes if s <= 3] == [3, 3, 3, 1]  # sound: one of 21
 
 
 def test_video_options_and_outputs_equal_the_api(inputs, tiny, tmp_path):
