@@ -182,3 +182,32 @@ def test_a_model_the_actors_cannot_load_is_one_error_line(cluster, audio_inputs,
     assert result.exit_code == 2, result.output
     assert f"error: {bogus}: not a readable model file" in result.output
     assert "Traceback" not in result.output and not out.exists()
+
+
+def test_video_on_ray_writes_what_one_process_writes(cluster, tmp_path):
+    """Both outputs of each video, byte for byte; a corrupt video is reported and skipped; a
+    video whose sound output exists gets only its image output."""
+    from conftest import write_test_video
+
+    inputs = tmp_path / "videos"
+    inputs.mkdir()
+    shutil.copy(EXAMPLES / "avdigits_theo_001.mp4", inputs / "digits.mp4")
+    write_test_video(inputs / "tone.mp4", seconds=2, seed=7)
+    (inputs / "corrupt.mp4").write_bytes(os.urandom(3000))
+    single, on_ray = tmp_path / "single", tmp_path / "ray"
+    common = ["--model", MODEL, "-t", "0.5", "-as", "512", "-is", "512"]
+    first = CliRunner().invoke(main, ["video", str(inputs), "-o", str(single), *common])
+    assert first.exit_code == 1 and len(_bad_lines(first.output)) == 1, first.output
+    produced = sorted(os.listdir(single))
+    assert produced == ["digits_audio.npz", "digits_image.npz", "tone_audio.npz",
+                        "tone_image.npz"]
+    on_ray.mkdir()
+    (on_ray / "tone_audio.npz").write_bytes(b"the user's file")
+    result = CliRunner().invoke(main, ["video", str(inputs), "-o", str(on_ray), *common,
+                                       "--ray", "--ray-workers", "2"])
+    assert result.exit_code == 1, result.output
+    assert "2 processed, 0 skipped (output exists), 1 failed" in result.output, result.output
+    assert _bad_lines(result.output) == _bad_lines(first.output)
+    assert (on_ray / "tone_audio.npz").read_bytes() == b"the user's file"
+    assert sorted(os.listdir(on_ray)) == produced
+    _assert_same_outputs(single, on_ray, [n for n in produced if n != "tone_audio.npz"])
