@@ -10,22 +10,8 @@ import math
 
 import numpy as np
 
+from .checks import check_batch_size, hop_length
 from .facts import TARGET_SR, WINDOW_LEN  # noqa: F401 (re-exported)
-
-
-def hop_length(hop_size):
-    """Hop in samples for a hop in seconds: ``int(hop_size * 48000)`` as OpenL3 computes it.
-
-    Parameters
-    ----------
-    hop_size : float
-        Hop in seconds.
-
-    Returns
-    -------
-    int
-    """
-    return int(hop_size * TARGET_SR)
 
 
 def count_windows(n_samples, hop_size, center=True):
@@ -36,7 +22,7 @@ def count_windows(n_samples, hop_size, center=True):
     n_samples : int
         Signal length in samples at 48 kHz, before centring padding.
     hop_size : float
-        Hop in seconds.
+        Hop in seconds; at least one sample at 48 kHz (else OpenL3liteError).
     center : bool
         Whether 24,000 zeros are prepended.
 
@@ -45,10 +31,11 @@ def count_windows(n_samples, hop_size, center=True):
     int
         ``1 + ceil((L - 48000) / hop)`` with ``L`` the centred length, and at least 1.
     """
+    hop = hop_length(hop_size)
     padded = n_samples + (WINDOW_LEN // 2 if center else 0)
     if padded <= WINDOW_LEN:
         return 1
-    return 1 + math.ceil((padded - WINDOW_LEN) / hop_length(hop_size))
+    return 1 + math.ceil((padded - WINDOW_LEN) / hop)
 
 
 def window_timestamps(n_windows, hop_size):
@@ -91,7 +78,13 @@ def iter_window_batches(blocks, n_samples, hop_size, center=True, batch_size=32)
     ------
     np.ndarray, float64, shape (b, 48000)
         Batches of windows, ``b <= batch_size``, in order; ``count_windows`` windows in total.
+
+    Raises
+    ------
+    OpenL3liteError
+        A hop under one sample at 48 kHz or a batch size under one.
     """
+    check_batch_size(batch_size)
     hop = hop_length(hop_size)
     n_windows = count_windows(n_samples, hop_size, center)
     buffer = np.zeros(WINDOW_LEN // 2 if center else 0)
