@@ -38,6 +38,11 @@ IMAGE_EMBEDDING_SIZES = (8192, 512)
 RESAMPLERS = ("kaiser_best", "soxr_hq", "soxr_vhq")
 DEFAULT_RESAMPLER = "kaiser_best"
 
+#: Modes of the audio API: ``exact`` (every window through the network, OpenL3's results) and
+#: ``fast`` (approximate, see :mod:`openl3lite.fast`).
+MODES = ("exact", "fast")
+DEFAULT_MODE = "exact"
+
 #: API defaults shared by the functions and the CLI.
 DEFAULT_HOP_SIZE = 0.1
 DEFAULT_BATCH_SIZE = 32

@@ -33,12 +33,11 @@ import functools
 import numpy as np
 
 from . import framing, network
+from .checks import check_choice
 from .errors import OpenL3liteError
+from .facts import MODES
 from .frontend import _AMIN, _TOP_DB  # the frontend's dB floor and range, shared
 from .frontend import HOP, Spectrogram, mel_filterbank, periodic_hann, spectrogram_shape
-
-#: Modes of the audio API: ``exact`` (every window through the network) and ``fast``.
-MODES = ("exact", "fast")
 
 #: Spectrogram frames per trunk call whose features are kept (a multiple of 8).
 SPAN_FRAMES = 1024
@@ -320,10 +319,7 @@ def pays_off(n_samples, hop_size, center, input_repr, saving=2.0):
 
 def check_mode(mode):
     """Raise OpenL3liteError unless ``mode`` is one of :data:`MODES`; returns it."""
-    if not isinstance(mode, str) or mode not in MODES:
-        raise OpenL3liteError(f"invalid mode {mode!r}: must be one of "
-                              f"{', '.join(map(repr, MODES))}")
-    return mode
+    return check_choice("mode", mode, MODES)
 
 
 def audio_trunk(model):

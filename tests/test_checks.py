@@ -8,7 +8,12 @@ from click.testing import CliRunner
 
 import openl3lite
 from openl3lite import batching, framing
-from openl3lite.api import embed_audio_file, embed_frames, embed_images, embed_video_file
+from openl3lite.api import (
+    embed_audio_file,
+    embed_frames,
+    embed_images,
+    embed_video_file,
+)
 from openl3lite.cli import main
 from openl3lite.errors import OpenL3liteError
 
@@ -134,3 +139,19 @@ def test_cli_and_api_say_the_same_about_a_bad_batch_size(noise_wav, tiny_audio_m
         embed_audio_file(noise_wav, tiny_audio_model, batch_size=0)
     rule = str(refused.value).split(": ", 1)[1]
     assert rule in result.output, (rule, result.output)
+
+
+def test_jobs_refuse_bad_settings_when_made():
+    # The jobs are the boundary of the Ray path (openl3lite.raydata builds them from its
+    # arguments): a bad setting is refused when the job is made, not in every file's worker.
+    from openl3lite.jobs import AudioJob, ImageJob, VideoJob
+
+    for job, kwargs, name in ((AudioJob, {"hop_size": TOO_SHORT_HOP}, "hop_size"),
+                              (AudioJob, {"batch_size": 0}, "batch_size"),
+                              (AudioJob, {"resampler": "linear"}, "resampler"),
+                              (VideoJob, {"audio_batch_size": 0}, "audio_batch_size"),
+                              (VideoJob, {"hop_size": 0}, "hop_size"),
+                              (ImageJob, {"batch_size": -2}, "batch_size"),
+                              (ImageJob, {"embedding_size": 6144}, "embedding_size")):
+        with pytest.raises(OpenL3liteError, match=f"invalid {name} "):
+            job(**kwargs)
