@@ -99,6 +99,21 @@ def check_batch_size(batch_size, name="batch_size"):
     return check_positive_int(name, batch_size)
 
 
+def check_pair_batch_size(batch_size, name="batch_size"):
+    """A training batch size: an even integer of at least 2 (half of each sampled batch is
+    positive pairs, half negative).
+
+    Returns
+    -------
+    int
+    """
+    batch_size = check_batch_size(batch_size, name)
+    if batch_size < 2 or batch_size % 2:
+        raise OpenL3liteError(f"invalid {name} {batch_size}: must be even and >= 2 (half of "
+                              "each batch is positive)")
+    return batch_size
+
+
 def hop_length(hop_size):
     """Hop in samples at 48 kHz of a hop in seconds, ``int(hop_size * 48000)`` as OpenL3
     computes it, refusing a hop that is not a positive number or rounds to no sample.
