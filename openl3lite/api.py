@@ -94,12 +94,23 @@ def _check_audio_array(samples, sr, source):
     return audio_io.downmix(samples), sr
 
 
-def _warn_audio_content(mono_is_all_zero, n_frames, sr, source):
-    if mono_is_all_zero:
+def _warn_if_all_zero(all_zero, source):
+    """OpenL3's warning about a signal that is all zeros (``all_zero`` True)."""
+    if all_zero:
         warn(f"{source}: provided audio is all zeros")
+
+
+def _warn_if_short(n_frames, sr, source):
+    """OpenL3's warning about a signal shorter than one window (it is padded)."""
     if n_frames / sr < 1.0:
         warn(f"{source}: duration of provided audio is shorter than window size (1 second). "
              "Audio will be padded.")
+
+
+def _warn_audio_content(mono, sr, source):
+    """Both warnings about an in-memory mono signal, in OpenL3's order."""
+    _warn_if_all_zero(not np.any(mono), source)
+    _warn_if_short(len(mono), sr, source)
 
 
 # ---------------------------------------------------------------- audio
@@ -159,24 +170,21 @@ def embed_audio_stream(blocks, n_frames, sr, model, center, hop_size, batch_size
     """
     _check_framing(hop_size, center)
     checks.check_batch_size(batch_size)
-    n_samples = audio_io.resampled_length(n_frames, sr)
-    n_windows = framing.count_windows(n_samples, hop_size, center)
+    grid = framing.WindowGrid.of(audio_io.resampled_length(n_frames, sr), hop_size, center)
     resampled = audio_io.iter_resampled(blocks, sr, n_frames, method=resampler)
     if mode == "fast":
         trunk = fast.audio_trunk(model)  # fails early for a bare Keras model
-        mode = "fast" if fast.pays_off(n_samples, hop_size, center, model.input_repr) else "exact"
-    progress = _progress(n_windows, verbose, desc)
+        mode = "fast" if fast.grid_pays_off(grid, model.input_repr) else "exact"
+    progress = _progress(grid.count, verbose, desc)
     try:
         if mode == "fast":
-            return fast.embed_fast(resampled, n_samples, model, center, hop_size,
-                                   keras_predict(trunk), progress)
-        batches = framing.iter_window_batches(resampled, n_samples, hop_size, center,
-                                              batch_size)
-        embedding = run_batches(_audio_predict(model, engine), batches, n_windows, progress)
+            return fast.embed_grid(resampled, grid, model, keras_predict(trunk), progress)
+        batches = framing.iter_grid_batches(resampled, grid, batch_size)
+        embedding = run_batches(_audio_predict(model, engine), batches, grid.count, progress)
     finally:
         if progress is not None:
             progress.close()
-    return embedding, framing.window_timestamps(n_windows, hop_size)
+    return embedding, grid.timestamps
 
 
 def _array_blocks(mono):
@@ -258,7 +266,7 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type=DEF
     model = as_audio_model(model, input_repr, embedding_size, frontend, content_type)
     embeddings, timestamps = [], []
     for i, (mono, rate) in enumerate(checked):
-        _warn_audio_content(not np.any(mono), len(mono), rate, f"audio[{i}]" if is_list else "audio")
+        _warn_audio_content(mono, rate, f"audio[{i}]" if is_list else "audio")
         emb, ts = embed_audio_stream(_array_blocks(mono), len(mono), rate, model, center,
                                      hop_size, batch_size, resampler, verbose, mode=mode,
                                      engine=engine)
@@ -316,14 +324,11 @@ def _embed_checked_stream(blocks, n_frames, sr, path, model, center, hop_size, b
             all_zero = all_zero and not np.any(block)
             yield block
 
-    if n_frames / sr < 1.0:
-        warn(f"{path}: duration of provided audio is shorter than window size (1 second). "
-             "Audio will be padded.")
+    _warn_if_short(n_frames, sr, path)
     result = embed_audio_stream(checked_blocks(), n_frames, sr, model, center, hop_size,
                                 batch_size, resampler, verbose, desc=os.path.basename(path),
                                 mode=mode, engine=engine)
-    if all_zero:
-        warn(f"{path}: provided audio is all zeros")
+    _warn_if_all_zero(all_zero, path)
     return result
 
 
@@ -432,7 +437,7 @@ def preprocess_audio(audio, sr, hop_size=DEFAULT_HOP_SIZE, input_repr=None, cent
     if input_repr is not None:
         check_choice("input_repr", input_repr, INPUT_REPRS)
     mono, sr = _check_audio_array(audio, sr, "audio")
-    _warn_audio_content(not np.any(mono), len(mono), sr, "audio")
+    _warn_audio_content(mono, sr, "audio")
     n_samples = audio_io.resampled_length(len(mono), sr)
     resampled = audio_io.iter_resampled(_array_blocks(mono), sr, len(mono))
     windows = np.concatenate(list(framing.iter_window_batches(
