@@ -160,16 +160,20 @@ def test_jobs_refuse_bad_settings_when_made():
 @pytest.mark.parametrize("n_samples, hop_size, center", [
     (1, 0.1, True), (24000, 0.1, True), (24001, 0.1, True), (48000, 0.1, False),
     (48001, 0.1, False), (5 * 48000 + 17, 0.1, True), (3 * 48000, 0.37, False),
-    (10 * 48000, 1 / 48000, True), (4800, 2.5, True)])
+    (24000 + 50, 1 / 48000, True), (4800, 2.5, True)])
 def test_window_grid_is_what_the_windows_are(n_samples, hop_size, center):
     # the grid made once per input gives the windows the framing cuts and the timestamps the
     # API returns
     grid = framing.WindowGrid.of(n_samples, hop_size, center)
     signal = np.random.default_rng(n_samples).normal(size=n_samples)
-    windows = np.concatenate(list(framing.iter_grid_batches([signal], grid, 7)))
+    picked = sorted({0, grid.count // 2, grid.count - 1})
+    windows, seen = {}, 0
+    for batch in framing.iter_grid_batches([signal], grid, 7):
+        windows.update({i: batch[i - seen] for i in picked if seen <= i < seen + len(batch)})
+        seen += len(batch)
     padded = np.concatenate([np.zeros(grid.lead), signal, np.zeros(2 * 48000)])
-    assert len(windows) == grid.count == framing.count_windows(n_samples, hop_size, center)
-    for i in sorted({0, grid.count // 2, grid.count - 1}):
+    assert seen == grid.count == framing.count_windows(n_samples, hop_size, center)
+    for i in picked:
         np.testing.assert_array_equal(windows[i], padded[grid.starts[i]: grid.starts[i] + 48000])
     assert grid.starts[-1] < grid.lead + n_samples or grid.count == 1  # no window of padding only
     np.testing.assert_array_equal(grid.timestamps, np.arange(grid.count) * hop_size)
