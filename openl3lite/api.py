@@ -23,6 +23,7 @@ from .facts import (
     DEFAULT_ENGINE,
     DEFAULT_FRONTEND,
     DEFAULT_HOP_SIZE,
+    DEFAULT_MODE,
     DEFAULT_RESAMPLER,
     FRONTENDS,
     IMAGE_EMBEDDING_SIZES,
@@ -57,7 +58,7 @@ def _check_framing(hop_size, center):
 
 
 def _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
-                         frontend, center, resampler, mode="exact", verbose=True,
+                         frontend, center, resampler, mode=DEFAULT_MODE, verbose=True,
                          engine=DEFAULT_ENGINE, batch_name="batch_size"):
     if input_repr is not None:
         check_choice("input_repr", input_repr, INPUT_REPRS)
@@ -133,7 +134,7 @@ def _audio_predict(model, engine=DEFAULT_ENGINE):
 
 
 def embed_audio_stream(blocks, n_frames, sr, model, center, hop_size, batch_size,
-                       resampler=DEFAULT_RESAMPLER, verbose=False, desc="audio", mode="exact",
+                       resampler=DEFAULT_RESAMPLER, verbose=False, desc="audio", mode=DEFAULT_MODE,
                        engine=DEFAULT_ENGINE):
     """Embed a mono signal given as a stream of blocks at ``sr``.
 
@@ -170,6 +171,7 @@ def embed_audio_stream(blocks, n_frames, sr, model, center, hop_size, batch_size
     """
     _check_framing(hop_size, center)
     checks.check_batch_size(batch_size)
+    fast.check_mode(mode)
     grid = framing.WindowGrid.of(audio_io.resampled_length(n_frames, sr), hop_size, center)
     resampled = audio_io.iter_resampled(blocks, sr, n_frames, method=resampler)
     if mode == "fast":
@@ -194,7 +196,7 @@ def _array_blocks(mono):
 
 def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type=DEFAULT_CONTENT_TYPE,
                         embedding_size=AUDIO_EMBEDDING_SIZES[0], center=True, hop_size=DEFAULT_HOP_SIZE, batch_size=DEFAULT_BATCH_SIZE,
-                        frontend=DEFAULT_FRONTEND, verbose=True, resampler=DEFAULT_RESAMPLER, mode="exact",
+                        frontend=DEFAULT_FRONTEND, verbose=True, resampler=DEFAULT_RESAMPLER, mode=DEFAULT_MODE,
                         engine=DEFAULT_ENGINE):
     """Compute L3 embeddings of audio, one per 1-second window.
 
@@ -278,7 +280,7 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type=DEF
 
 
 def embed_audio_file(filepath, model, center=True, hop_size=DEFAULT_HOP_SIZE, batch_size=DEFAULT_BATCH_SIZE,
-                     resampler=DEFAULT_RESAMPLER, verbose=False, mode="exact",
+                     resampler=DEFAULT_RESAMPLER, verbose=False, mode=DEFAULT_MODE,
                      engine=DEFAULT_ENGINE):
     """Embed an audio file, streaming it from disk in blocks.
 
@@ -336,7 +338,7 @@ def process_audio_file(filepath, output_dir=None, suffix=None, model=None, input
                        content_type=DEFAULT_CONTENT_TYPE, embedding_size=AUDIO_EMBEDDING_SIZES[0],
                        center=True, hop_size=DEFAULT_HOP_SIZE, batch_size=DEFAULT_BATCH_SIZE,
                        overwrite=False, frontend=DEFAULT_FRONTEND, verbose=True,
-                       resampler=DEFAULT_RESAMPLER, mode="exact", engine=DEFAULT_ENGINE):
+                       resampler=DEFAULT_RESAMPLER, mode=DEFAULT_MODE, engine=DEFAULT_ENGINE):
     """Embed audio file(s) and save ``<basename>[_<suffix>].npz`` with ``embedding`` and
     ``timestamps`` (and the provenance keys of :func:`openl3lite.output.provenance`).
 
@@ -636,7 +638,7 @@ def process_image_file(filepath, output_dir=None, suffix=None, model=None, input
 
 def embed_video_file(filepath, audio_model, image_model, center=True, hop_size=DEFAULT_HOP_SIZE,
                      audio_batch_size=DEFAULT_BATCH_SIZE, image_batch_size=DEFAULT_BATCH_SIZE,
-                     verbose=False, audio_mode="exact",
+                     verbose=False, audio_mode=DEFAULT_MODE,
                      audio=True, image=True, engine=DEFAULT_ENGINE):
     """Embed a video's audio track and/or frames, streaming both (memory does not grow with the
     video's length, apart from the embeddings themselves).
@@ -711,7 +713,7 @@ def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
                        image_embedding_size=IMAGE_EMBEDDING_SIZES[0],
                        audio_batch_size=DEFAULT_BATCH_SIZE, image_batch_size=DEFAULT_BATCH_SIZE,
                        audio_frontend=DEFAULT_FRONTEND, overwrite=False, verbose=True,
-                       audio_mode="exact", engine=DEFAULT_ENGINE):
+                       audio_mode=DEFAULT_MODE, engine=DEFAULT_ENGINE):
     """Embed video file(s): saves ``<basename>_audio<suffix>.npz`` and
     ``<basename>_image<suffix>.npz``, each with ``embedding`` and ``timestamps``.
 
