@@ -108,12 +108,6 @@ def _warn_if_short(n_frames, sr, source):
              "Audio will be padded.")
 
 
-def _warn_audio_content(mono, sr, source):
-    """Both warnings about an in-memory mono signal, in OpenL3's order."""
-    _warn_if_all_zero(not np.any(mono), source)
-    _warn_if_short(len(mono), sr, source)
-
-
 # ---------------------------------------------------------------- audio
 
 def _progress(total, enabled, desc):
@@ -268,7 +262,9 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type=DEF
     model = as_audio_model(model, input_repr, embedding_size, frontend, content_type)
     embeddings, timestamps = [], []
     for i, (mono, rate) in enumerate(checked):
-        _warn_audio_content(mono, rate, f"audio[{i}]" if is_list else "audio")
+        source = f"audio[{i}]" if is_list else "audio"
+        _warn_if_all_zero(not np.any(mono), source)  # OpenL3's order
+        _warn_if_short(len(mono), rate, source)
         emb, ts = embed_audio_stream(_array_blocks(mono), len(mono), rate, model, center,
                                      hop_size, batch_size, resampler, verbose, mode=mode,
                                      engine=engine)
@@ -439,7 +435,8 @@ def preprocess_audio(audio, sr, hop_size=DEFAULT_HOP_SIZE, input_repr=None, cent
     if input_repr is not None:
         check_choice("input_repr", input_repr, INPUT_REPRS)
     mono, sr = _check_audio_array(audio, sr, "audio")
-    _warn_audio_content(mono, sr, "audio")
+    _warn_if_all_zero(not np.any(mono), "audio")
+    _warn_if_short(len(mono), sr, "audio")
     n_samples = audio_io.resampled_length(len(mono), sr)
     resampled = audio_io.iter_resampled(_array_blocks(mono), sr, len(mono))
     windows = np.concatenate(list(framing.iter_window_batches(
