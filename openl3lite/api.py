@@ -10,13 +10,28 @@ import os
 import numpy as np
 
 from . import audio as audio_io
-from . import engines, fast, framing
+from . import checks, engines, fast, framing
 from . import image as image_io
 from .batching import batched, keras_predict, run_batches
+from .checks import check_choice
 from .errors import OpenL3liteError, OpenL3liteWarning, warn
-from .facts import DEFAULT_BATCH_SIZE, DEFAULT_ENGINE
-from .frontend import FRONTENDS, INPUT_REPRS, librosa_spectrogram
-from .models import CONTENT_TYPES, as_audio_model, as_image_model, check_choice
+from .facts import (
+    AUDIO_EMBEDDING_SIZES,
+    CONTENT_TYPES,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_CONTENT_TYPE,
+    DEFAULT_ENGINE,
+    DEFAULT_FRONTEND,
+    DEFAULT_HOP_SIZE,
+    DEFAULT_MODE,
+    DEFAULT_RESAMPLER,
+    FRONTENDS,
+    IMAGE_EMBEDDING_SIZES,
+    INPUT_REPRS,
+    RESAMPLERS,
+)
+from .frontend import librosa_spectrogram
+from .models import as_audio_model, as_image_model
 from .output import output_path, provenance, write_npz_atomic
 
 #: Samples of an in-memory signal handed to the resampler at a time.
@@ -24,27 +39,6 @@ _ARRAY_BLOCK = audio_io.DEFAULT_BLOCK_FRAMES
 
 
 # ---------------------------------------------------------------- parameter validation
-
-def _check_positive_number(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) \
-            or value <= 0:
-        raise OpenL3liteError(f"invalid {name} {value!r}: must be a positive number")
-    return value
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise OpenL3liteError(f"invalid {name} {value!r}: must be a positive integer")
-    return int(value)
-
-
-def _check_verbose(verbose):
-    """OpenL3's rule: ``verbose`` is a boolean or 0 / 1."""
-    if isinstance(verbose, (bool, np.bool_)) or (isinstance(verbose, numbers.Integral)
-                                                 and verbose in (0, 1)):
-        return bool(verbose)
-    raise OpenL3liteError(f"invalid verbosity level {verbose!r}: must be True, False, 0 or 1")
-
 
 def _file_list(filepath):
     """OpenL3's rule for ``filepath``: a path or a list of paths."""
@@ -59,28 +53,24 @@ def _file_list(filepath):
 def _check_framing(hop_size, center):
     """The window grid's parameters: a hop of at least one sample at 48 kHz, a boolean
     ``center``."""
-    _check_positive_number("hop_size", hop_size)
-    if framing.hop_length(hop_size) < 1:
-        raise OpenL3liteError(f"invalid hop_size {hop_size!r}: shorter than one sample at 48 kHz")
-    if not isinstance(center, (bool, np.bool_)):
-        raise OpenL3liteError(f"invalid center {center!r}: must be True or False")
+    checks.check_hop_size(hop_size)
+    checks.check_bool("center", center)
 
 
 def _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
-                         frontend, center, resampler, mode="exact", verbose=True,
-                         engine=DEFAULT_ENGINE):
+                         frontend, center, resampler, mode=DEFAULT_MODE, verbose=True,
+                         engine=DEFAULT_ENGINE, batch_name="batch_size"):
     if input_repr is not None:
         check_choice("input_repr", input_repr, INPUT_REPRS)
     check_choice("content_type", content_type, CONTENT_TYPES)
-    if isinstance(embedding_size, bool) or embedding_size not in (6144, 512):
-        raise OpenL3liteError(f"invalid embedding_size {embedding_size!r}: must be 6144 or 512")
+    checks.check_embedding_size(embedding_size, AUDIO_EMBEDDING_SIZES)
     _check_framing(hop_size, center)
-    _check_positive_int("batch_size", batch_size)
+    checks.check_batch_size(batch_size, batch_name)
     check_choice("frontend", frontend, FRONTENDS)
-    check_choice("resampler", resampler, audio_io.RESAMPLERS)
+    check_choice("resampler", resampler, RESAMPLERS)
     fast.check_mode(mode)
     engines.check_engine(engine)
-    _check_verbose(verbose)
+    checks.check_verbose(verbose)
 
 
 def _check_audio_array(samples, sr, source):
@@ -105,9 +95,14 @@ def _check_audio_array(samples, sr, source):
     return audio_io.downmix(samples), sr
 
 
-def _warn_audio_content(mono_is_all_zero, n_frames, sr, source):
-    if mono_is_all_zero:
+def _warn_if_all_zero(all_zero, source):
+    """OpenL3's warning about a signal that is all zeros (``all_zero`` True)."""
+    if all_zero:
         warn(f"{source}: provided audio is all zeros")
+
+
+def _warn_if_short(n_frames, sr, source):
+    """OpenL3's warning about a signal shorter than one window (it is padded)."""
     if n_frames / sr < 1.0:
         warn(f"{source}: duration of provided audio is shorter than window size (1 second). "
              "Audio will be padded.")
@@ -133,7 +128,7 @@ def _audio_predict(model, engine=DEFAULT_ENGINE):
 
 
 def embed_audio_stream(blocks, n_frames, sr, model, center, hop_size, batch_size,
-                       resampler="kaiser_best", verbose=False, desc="audio", mode="exact",
+                       resampler=DEFAULT_RESAMPLER, verbose=False, desc="audio", mode=DEFAULT_MODE,
                        engine=DEFAULT_ENGINE):
     """Embed a mono signal given as a stream of blocks at ``sr``.
 
@@ -168,24 +163,24 @@ def embed_audio_stream(blocks, n_frames, sr, model, center, hop_size, batch_size
     embedding : np.ndarray, float32, shape (n_windows, embedding_size)
     timestamps : np.ndarray, float64, shape (n_windows,)
     """
-    n_samples = audio_io.resampled_length(n_frames, sr)
-    n_windows = framing.count_windows(n_samples, hop_size, center)
+    _check_framing(hop_size, center)
+    checks.check_batch_size(batch_size)
+    fast.check_mode(mode)
+    grid = framing.WindowGrid.of(audio_io.resampled_length(n_frames, sr), hop_size, center)
     resampled = audio_io.iter_resampled(blocks, sr, n_frames, method=resampler)
     if mode == "fast":
         trunk = fast.audio_trunk(model)  # fails early for a bare Keras model
-        mode = "fast" if fast.pays_off(n_samples, hop_size, center, model.input_repr) else "exact"
-    progress = _progress(n_windows, verbose, desc)
+        mode = "fast" if fast.grid_pays_off(grid, model.input_repr) else "exact"
+    progress = _progress(grid.count, verbose, desc)
     try:
         if mode == "fast":
-            return fast.embed_fast(resampled, n_samples, model, center, hop_size,
-                                   keras_predict(trunk), progress)
-        batches = framing.iter_window_batches(resampled, n_samples, hop_size, center,
-                                              batch_size)
-        embedding = run_batches(_audio_predict(model, engine), batches, n_windows, progress)
+            return fast.embed_grid(resampled, grid, model, keras_predict(trunk), progress)
+        batches = framing.iter_grid_batches(resampled, grid, batch_size)
+        embedding = run_batches(_audio_predict(model, engine), batches, grid.count, progress)
     finally:
         if progress is not None:
             progress.close()
-    return embedding, framing.window_timestamps(n_windows, hop_size)
+    return embedding, grid.timestamps
 
 
 def _array_blocks(mono):
@@ -193,9 +188,9 @@ def _array_blocks(mono):
         yield mono[start : start + _ARRAY_BLOCK]
 
 
-def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="music",
-                        embedding_size=6144, center=True, hop_size=0.1, batch_size=32,
-                        frontend="kapre", verbose=True, resampler="kaiser_best", mode="exact",
+def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type=DEFAULT_CONTENT_TYPE,
+                        embedding_size=AUDIO_EMBEDDING_SIZES[0], center=True, hop_size=DEFAULT_HOP_SIZE, batch_size=DEFAULT_BATCH_SIZE,
+                        frontend=DEFAULT_FRONTEND, verbose=True, resampler=DEFAULT_RESAMPLER, mode=DEFAULT_MODE,
                         engine=DEFAULT_ENGINE):
     """Compute L3 embeddings of audio, one per 1-second window.
 
@@ -267,7 +262,9 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="mu
     model = as_audio_model(model, input_repr, embedding_size, frontend, content_type)
     embeddings, timestamps = [], []
     for i, (mono, rate) in enumerate(checked):
-        _warn_audio_content(not np.any(mono), len(mono), rate, f"audio[{i}]" if is_list else "audio")
+        source = f"audio[{i}]" if is_list else "audio"
+        _warn_if_all_zero(not np.any(mono), source)  # OpenL3's order
+        _warn_if_short(len(mono), rate, source)
         emb, ts = embed_audio_stream(_array_blocks(mono), len(mono), rate, model, center,
                                      hop_size, batch_size, resampler, verbose, mode=mode,
                                      engine=engine)
@@ -278,8 +275,8 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type="mu
     return embeddings[0], timestamps[0]
 
 
-def embed_audio_file(filepath, model, center=True, hop_size=0.1, batch_size=32,
-                     resampler="kaiser_best", verbose=False, mode="exact",
+def embed_audio_file(filepath, model, center=True, hop_size=DEFAULT_HOP_SIZE, batch_size=DEFAULT_BATCH_SIZE,
+                     resampler=DEFAULT_RESAMPLER, verbose=False, mode=DEFAULT_MODE,
                      engine=DEFAULT_ENGINE):
     """Embed an audio file, streaming it from disk in blocks.
 
@@ -298,6 +295,8 @@ def embed_audio_file(filepath, model, center=True, hop_size=0.1, batch_size=32,
     OpenL3liteError
         Unreadable, empty or non-finite audio, naming the file.
     """
+    _check_framing(hop_size, center)
+    checks.check_batch_size(batch_size)
     path = os.fspath(filepath)
     with audio_io.open_audio_file(path) as opened:
         return _embed_checked_stream(audio_io.iter_file_blocks(opened), opened.info.n_frames,
@@ -323,21 +322,19 @@ def _embed_checked_stream(blocks, n_frames, sr, path, model, center, hop_size, b
             all_zero = all_zero and not np.any(block)
             yield block
 
-    if n_frames / sr < 1.0:
-        warn(f"{path}: duration of provided audio is shorter than window size (1 second). "
-             "Audio will be padded.")
+    _warn_if_short(n_frames, sr, path)
     result = embed_audio_stream(checked_blocks(), n_frames, sr, model, center, hop_size,
                                 batch_size, resampler, verbose, desc=os.path.basename(path),
                                 mode=mode, engine=engine)
-    if all_zero:
-        warn(f"{path}: provided audio is all zeros")
+    _warn_if_all_zero(all_zero, path)
     return result
 
 
 def process_audio_file(filepath, output_dir=None, suffix=None, model=None, input_repr=None,
-                       content_type="music", embedding_size=6144, center=True, hop_size=0.1,
-                       batch_size=32, overwrite=False, frontend="kapre", verbose=True,
-                       resampler="kaiser_best", mode="exact", engine=DEFAULT_ENGINE):
+                       content_type=DEFAULT_CONTENT_TYPE, embedding_size=AUDIO_EMBEDDING_SIZES[0],
+                       center=True, hop_size=DEFAULT_HOP_SIZE, batch_size=DEFAULT_BATCH_SIZE,
+                       overwrite=False, frontend=DEFAULT_FRONTEND, verbose=True,
+                       resampler=DEFAULT_RESAMPLER, mode=DEFAULT_MODE, engine=DEFAULT_ENGINE):
     """Embed audio file(s) and save ``<basename>[_<suffix>].npz`` with ``embedding`` and
     ``timestamps`` (and the provenance keys of :func:`openl3lite.output.provenance`).
 
@@ -412,7 +409,7 @@ def _process_files(paths, output_dir, suffix, overwrite, verbose, embed_one):
     return outputs
 
 
-def preprocess_audio(audio, sr, hop_size=0.1, input_repr=None, center=True):
+def preprocess_audio(audio, sr, hop_size=DEFAULT_HOP_SIZE, input_repr=None, center=True):
     """OpenL3 0.4.2's ``preprocess_audio``: a signal cut into the network's input.
 
     Parameters
@@ -438,7 +435,8 @@ def preprocess_audio(audio, sr, hop_size=0.1, input_repr=None, center=True):
     if input_repr is not None:
         check_choice("input_repr", input_repr, INPUT_REPRS)
     mono, sr = _check_audio_array(audio, sr, "audio")
-    _warn_audio_content(not np.any(mono), len(mono), sr, "audio")
+    _warn_if_all_zero(not np.any(mono), "audio")
+    _warn_if_short(len(mono), sr, "audio")
     n_samples = audio_io.resampled_length(len(mono), sr)
     resampled = audio_io.iter_resampled(_array_blocks(mono), sr, len(mono))
     windows = np.concatenate(list(framing.iter_window_batches(
@@ -455,14 +453,13 @@ def _check_image_options(input_repr, content_type, embedding_size, batch_size, v
     if input_repr is not None:
         check_choice("input_repr", input_repr, INPUT_REPRS)
     check_choice("content_type", content_type, CONTENT_TYPES)
-    if isinstance(embedding_size, bool) or embedding_size not in (8192, 512):
-        raise OpenL3liteError(f"invalid embedding_size {embedding_size!r}: must be 8192 or 512")
-    _check_positive_int(batch_name, batch_size)
+    checks.check_embedding_size(embedding_size, IMAGE_EMBEDDING_SIZES)
+    checks.check_batch_size(batch_size, batch_name)
     engines.check_engine(engine)
-    _check_verbose(verbose)
+    checks.check_verbose(verbose)
 
 
-def embed_images(batch, model, batch_size=32, verbose=False, source="image",
+def embed_images(batch, model, batch_size=DEFAULT_BATCH_SIZE, verbose=False, source="image",
                  engine=DEFAULT_ENGINE):
     """Embed a validated batch of images.
 
@@ -478,6 +475,7 @@ def embed_images(batch, model, batch_size=32, verbose=False, source="image",
     -------
     np.ndarray, float32, shape (N, D)
     """
+    checks.check_batch_size(batch_size)
     predict = engines.predictor(model, engine)
     if model.image_scaling == "openl3":  # OpenL3 scales by the whole array's maximum
         inputs = batched(image_io.preprocess_images(batch, "openl3"), batch_size)
@@ -492,7 +490,7 @@ def embed_images(batch, model, batch_size=32, verbose=False, source="image",
             progress.close()
 
 
-def embed_frames(frames, model, batch_size=32, verbose=False, source="video",
+def embed_frames(frames, model, batch_size=DEFAULT_BATCH_SIZE, verbose=False, source="video",
                  openl3_peak=None, engine=DEFAULT_ENGINE):
     """Embed a stream of video frames, ``batch_size`` at a time, without holding them all.
 
@@ -525,6 +523,7 @@ def embed_frames(frames, model, batch_size=32, verbose=False, source="video",
     """
     from .batching import batched_stream
 
+    checks.check_batch_size(batch_size)
     all_zero = True
 
     def batches():
@@ -548,7 +547,7 @@ def embed_frames(frames, model, batch_size=32, verbose=False, source="video",
 
 
 def get_image_embedding(image, frame_rate=None, model=None, input_repr=None,
-                        content_type="music", embedding_size=8192, batch_size=32, verbose=True,
+                        content_type=DEFAULT_CONTENT_TYPE, embedding_size=IMAGE_EMBEDDING_SIZES[0], batch_size=DEFAULT_BATCH_SIZE, verbose=True,
                         engine=DEFAULT_ENGINE):
     """Compute L3 image embeddings.
 
@@ -593,7 +592,7 @@ def get_image_embedding(image, frame_rate=None, model=None, input_repr=None,
         rates = [frame_rate] * len(images)
     for rate in rates:
         if rate is not None:
-            _check_positive_number("frame_rate", rate)
+            checks.check_positive_number("frame_rate", rate)
     batches = [image_io.as_image_batch(x, f"image[{i}]" if is_list else "image")
                for i, x in enumerate(images)]
     model = as_image_model(model, embedding_size, input_repr, content_type)
@@ -608,7 +607,7 @@ def get_image_embedding(image, frame_rate=None, model=None, input_repr=None,
 
 
 def process_image_file(filepath, output_dir=None, suffix=None, model=None, input_repr=None,
-                       content_type="music", embedding_size=8192, batch_size=32,
+                       content_type=DEFAULT_CONTENT_TYPE, embedding_size=IMAGE_EMBEDDING_SIZES[0], batch_size=DEFAULT_BATCH_SIZE,
                        overwrite=False, verbose=True, engine=DEFAULT_ENGINE):
     """Embed image file(s) and save ``<basename>[_<suffix>].npz`` with key ``embedding``
     (shape (1, D)) and the provenance keys of :func:`openl3lite.output.provenance`.
@@ -634,8 +633,9 @@ def process_image_file(filepath, output_dir=None, suffix=None, model=None, input
 
 # ---------------------------------------------------------------- video
 
-def embed_video_file(filepath, audio_model, image_model, center=True, hop_size=0.1,
-                     audio_batch_size=32, image_batch_size=32, verbose=False, audio_mode="exact",
+def embed_video_file(filepath, audio_model, image_model, center=True, hop_size=DEFAULT_HOP_SIZE,
+                     audio_batch_size=DEFAULT_BATCH_SIZE, image_batch_size=DEFAULT_BATCH_SIZE,
+                     verbose=False, audio_mode=DEFAULT_MODE,
                      audio=True, image=True, engine=DEFAULT_ENGINE):
     """Embed a video's audio track and/or frames, streaming both (memory does not grow with the
     video's length, apart from the embeddings themselves).
@@ -656,13 +656,16 @@ def embed_video_file(filepath, audio_model, image_model, center=True, hop_size=0
     """
     from . import video
 
+    _check_framing(hop_size, center)
+    checks.check_batch_size(audio_batch_size, "audio_batch_size")
+    checks.check_batch_size(image_batch_size, "image_batch_size")
     path = os.fspath(filepath)
     result = {}
     if audio:
         with video.open_video_audio(path, sr=audio_io.TARGET_SR) as (n_samples, blocks):
             result["audio_embedding"], result["audio_timestamps"] = _embed_checked_stream(
                 blocks, n_samples, audio_io.TARGET_SR, path, audio_model, center, hop_size,
-                audio_batch_size, "kaiser_best", verbose, audio_mode, engine)
+                audio_batch_size, DEFAULT_RESAMPLER, verbose, audio_mode, engine)
     if not image:
         return result
     fps = video.video_fps(path)
@@ -701,11 +704,13 @@ def _openl3_peak_of_stream(frames, batch_size):
 
 
 def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
-                       image_model=None, input_repr=None, content_type="music",
-                       audio_embedding_size=6144, audio_center=True, audio_hop_size=0.1,
-                       image_embedding_size=8192, audio_batch_size=32, image_batch_size=32,
-                       audio_frontend="kapre", overwrite=False, verbose=True,
-                       audio_mode="exact", engine=DEFAULT_ENGINE):
+                       image_model=None, input_repr=None, content_type=DEFAULT_CONTENT_TYPE,
+                       audio_embedding_size=AUDIO_EMBEDDING_SIZES[0], audio_center=True,
+                       audio_hop_size=DEFAULT_HOP_SIZE,
+                       image_embedding_size=IMAGE_EMBEDDING_SIZES[0],
+                       audio_batch_size=DEFAULT_BATCH_SIZE, image_batch_size=DEFAULT_BATCH_SIZE,
+                       audio_frontend=DEFAULT_FRONTEND, overwrite=False, verbose=True,
+                       audio_mode=DEFAULT_MODE, engine=DEFAULT_ENGINE):
     """Embed video file(s): saves ``<basename>_audio<suffix>.npz`` and
     ``<basename>_image<suffix>.npz``, each with ``embedding`` and ``timestamps``.
 
@@ -726,8 +731,8 @@ def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
         (audio output, image output) per file.
     """
     _check_audio_options(input_repr, content_type, audio_embedding_size, audio_hop_size,
-                         audio_batch_size, audio_frontend, audio_center, "kaiser_best",
-                         audio_mode, verbose, engine)
+                         audio_batch_size, audio_frontend, audio_center, DEFAULT_RESAMPLER,
+                         audio_mode, verbose, engine, "audio_batch_size")
     _check_image_options(input_repr, content_type, image_embedding_size, image_batch_size,
                          verbose, "image_batch_size", engine)
     paths, is_list = _file_list(filepath)
@@ -735,7 +740,7 @@ def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
                                  content_type)
     image_model = as_image_model(image_model, image_embedding_size, input_repr, content_type)
     audio_params = {"hop_size": audio_hop_size, "center": bool(audio_center),
-                    "resampler": "kaiser_best", "mode": audio_mode}
+                    "resampler": DEFAULT_RESAMPLER, "mode": audio_mode}
     outputs = []
     for index, path in enumerate(paths):
         audio_out = output_path(path, output_dir, suffix, modality="audio")

@@ -18,9 +18,9 @@ from fractions import Fraction
 
 import numpy as np
 
+from .checks import check_choice
 from .errors import OpenL3liteError, check_input_file, short_reason, warn
-
-from .facts import RESAMPLERS, TARGET_SR  # noqa: E402,F401 (re-exported)
+from .facts import DEFAULT_RESAMPLER, RESAMPLERS, TARGET_SR
 
 # resampy 0.2.2's kaiser_best table, rebuilt with resampy's public sinc_window: 64 zero
 # crossings, 2**9 table entries per crossing, a symmetric Kaiser window with this beta and
@@ -370,7 +370,7 @@ def _kaiser_best_filter():
         window=_kaiser_window, rolloff=_KAISER_BEST_ROLLOFF)
 
 
-def resample(samples, sr_in, sr_out=TARGET_SR, method="kaiser_best"):
+def resample(samples, sr_in, sr_out=TARGET_SR, method=DEFAULT_RESAMPLER):
     """Resample a whole mono signal.
 
     Parameters
@@ -386,6 +386,7 @@ def resample(samples, sr_in, sr_out=TARGET_SR, method="kaiser_best"):
     -------
     np.ndarray, float64, shape (resampled_length(n, sr_in, sr_out),)
     """
+    check_choice("resampler", method, RESAMPLERS)
     if sr_in == sr_out:
         return np.asarray(samples, dtype=np.float64)
     n_out = resampled_length(len(samples), sr_in, sr_out)
@@ -425,7 +426,7 @@ def _alignment_period(sr_in, sr_out):
     return ratio.denominator, ratio.numerator  # input period, output period
 
 
-def iter_resampled(blocks, sr_in, n_frames, sr_out=TARGET_SR, method="kaiser_best"):
+def iter_resampled(blocks, sr_in, n_frames, sr_out=TARGET_SR, method=DEFAULT_RESAMPLER):
     """Resample a stream of mono blocks, giving the same samples as resampling it whole.
 
     For ``kaiser_best`` each chunk is resampled with enough real neighbouring input on both
@@ -450,6 +451,7 @@ def iter_resampled(blocks, sr_in, n_frames, sr_out=TARGET_SR, method="kaiser_bes
         Consecutive output blocks; their total length is
         ``resampled_length(n_frames, sr_in, sr_out)``.
     """
+    check_choice("resampler", method, RESAMPLERS)
     n_out_total = resampled_length(n_frames, sr_in, sr_out)
     if sr_in == sr_out:
         yield from blocks

@@ -12,6 +12,8 @@ import threading
 
 import numpy as np
 
+from .checks import check_batch_size
+
 
 class _Failure:
     def __init__(self, exc):
@@ -130,7 +132,13 @@ def batched_stream(items, batch_size):
     Yields
     ------
     list, 1 to ``batch_size`` items
+
+    Raises
+    ------
+    OpenL3liteError
+        ``batch_size`` under one (before anything is read from ``items``).
     """
+    check_batch_size(batch_size)
     iterator = iter(items)
     while True:
         group = list(itertools.islice(iterator, batch_size))
@@ -150,7 +158,13 @@ def batched(array, batch_size):
     Yields
     ------
     np.ndarray, shape (<= batch_size, ...)
+
+    Raises
+    ------
+    OpenL3liteError
+        ``batch_size`` under one.
     """
+    check_batch_size(batch_size)
     for start in range(0, len(array), batch_size):
         yield array[start : start + batch_size]
 

@@ -18,19 +18,14 @@ import click
 
 import openl3lite  # sets TF_CPP_MIN_LOG_LEVEL to 3 unless the user set it
 
+from . import checks
 from .errors import OpenL3liteError
-from .facts import (AUDIO_EMBEDDING_SIZES, CONTENT_TYPES, DEFAULT_BATCH_SIZE,
+from .facts import (AUDIO_EMBEDDING_SIZES, AUDIO_EXTENSIONS, CONTENT_TYPES, DEFAULT_BATCH_SIZE,
                     DEFAULT_CONTENT_TYPE, DEFAULT_ENGINE, DEFAULT_HOP_SIZE, DEFAULT_INPUT_REPR,
                     DEFAULT_RESAMPLER, ENGINES, EXPORT_FORMATS, EXPORT_PARTS, FRONTENDS,
-                    IMAGE_EMBEDDING_SIZES, INPUT_REPRS, RESAMPLERS)
+                    IMAGE_EMBEDDING_SIZES, IMAGE_EXTENSIONS, INPUT_REPRS, RESAMPLERS,
+                    VIDEO_EXTENSIONS)
 from .training import config as train_config
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc", ".au",
-                    ".snd", ".caf", ".w64", ".rf64", ".opus",
-                    ".m4a", ".aac", ".wma", ".mka", ".ac3")  # the last through ffmpeg
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv",
-                    ".flv")
 
 
 # ---------------------------------------------------------------- input expansion
@@ -443,20 +438,36 @@ def positive_int(value):
 
 
 class _Checked(click.ParamType):
-    """A click type from one of OpenL3's argparse types."""
+    """A click type that parses the text with ``parse`` and checks the value with one of
+    :mod:`openl3lite.checks`' functions, so the CLI refuses what the API refuses, saying the
+    same (``Invalid value for --OPTION: VALUE: RULE``)."""
 
-    def __init__(self, check, name):
-        self.check, self.name = check, name
+    def __init__(self, parse, check, name):
+        self.parse, self.check, self.name = parse, check, name
 
     def convert(self, value, param, ctx):
+        if not isinstance(value, str):  # a default, or a value given from Python
+            text, number = repr(value), value
+        else:
+            text = value
+            try:
+                number = self.parse(value)
+            except ValueError:
+                self.fail(f"{value!r} is not {'an integer' if self.parse is int else 'a number'}",
+                          param, ctx)
         try:
-            return self.check(value)
-        except argparse.ArgumentTypeError as exc:
-            self.fail(str(exc), param, ctx)
+            return self.check(number)
+        except OpenL3liteError as exc:
+            self.fail(f"{text}: {str(exc).split(': ', 1)[-1]}", param, ctx)
 
 
-POSITIVE_FLOAT = _Checked(positive_float, "SECONDS")
-POSITIVE_INT = _Checked(positive_int, "N")
+POSITIVE_FLOAT = _Checked(float, functools.partial(checks.check_positive_number, "value"),
+                          "SECONDS")
+POSITIVE_INT = _Checked(int, functools.partial(checks.check_positive_int, "value"), "N")
+#: A batch size: an integer of at least 1 (:func:`openl3lite.checks.check_batch_size`).
+BATCH_SIZE = _Checked(int, checks.check_batch_size, "N")
+#: A hop in seconds of at least one sample at 48 kHz (:func:`openl3lite.checks.check_hop_size`).
+HOP_SIZE = _Checked(float, checks.check_hop_size, "SECONDS")
 
 
 def _engine_option(func):
@@ -493,8 +504,9 @@ def _audio_option_list(with_resampler):
                           "Default: OpenL3's openl3-<input-repr>-<content-type>, as OpenL3 "
                           "chooses it."),
         click.option("--input-repr", "-i", type=click.Choice(INPUT_REPRS), default=None,
-                     help="Spectrogram representation: which OpenL3 model by default (mel256 if "
-                          "not given); with --model, the model's own."),
+                     help="Spectrogram representation: which OpenL3 model by default "
+                          f"({DEFAULT_INPUT_REPR} if not given); with --model, the model's "
+                          "own."),
         click.option("--content-type", "-c", type=click.Choice(CONTENT_TYPES),
                      default=DEFAULT_CONTENT_TYPE, show_default=True,
                      help="Which OpenL3 model by default: trained on music or environmental "
@@ -505,9 +517,9 @@ def _audio_option_list(with_resampler):
                      help="Audio embedding size."),
         click.option("--no-audio-centering", "-n", is_flag=True,
                      help="Do not centre the first window on t=0 (no 0.5 s zero padding)."),
-        click.option("--audio-hop-size", "-t", type=POSITIVE_FLOAT, default=DEFAULT_HOP_SIZE,
+        click.option("--audio-hop-size", "-t", type=HOP_SIZE, default=DEFAULT_HOP_SIZE,
                      show_default=True, help="Hop between 1-second windows, in seconds."),
-        click.option("--audio-batch-size", "-ab", type=POSITIVE_INT, default=DEFAULT_BATCH_SIZE,
+        click.option("--audio-batch-size", "-ab", type=BATCH_SIZE, default=DEFAULT_BATCH_SIZE,
                      show_default=True, help="Windows per network batch (memory grows with it)."),
         click.option("--frontend", "--audio-frontend", "-af", "frontend",
                      type=click.Choice(FRONTENDS), default=FRONTENDS[0], show_default=True,
@@ -531,7 +543,7 @@ def _image_options(func):
                      type=click.Choice([str(n) for n in IMAGE_EMBEDDING_SIZES]),
                      default=str(IMAGE_EMBEDDING_SIZES[0]), show_default=True,
                      help="Image embedding size."),
-        click.option("--image-batch-size", "-ib", type=POSITIVE_INT, default=DEFAULT_BATCH_SIZE,
+        click.option("--image-batch-size", "-ib", type=BATCH_SIZE, default=DEFAULT_BATCH_SIZE,
                      show_default=True, help="Images per network batch."),
     ]
     for option in reversed(options):
@@ -594,17 +606,6 @@ def _fail_setup(exc):
     sys.exit(2)
 
 
-def _check_numbers(hop_size=None, batch_sizes=()):
-    from .framing import hop_length
-
-    if hop_size is not None and (not hop_size > 0 or hop_length(hop_size) < 1):
-        raise click.BadParameter(f"must be at least one sample at 48 kHz (1/48000 s), got "
-                                 f"{hop_size}", param_hint="--audio-hop-size")
-    for name, value in batch_sizes:
-        if value < 1:
-            raise click.BadParameter(f"must be a positive integer, got {value}", param_hint=name)
-
-
 # ---------------------------------------------------------------- commands
 
 class _Group(click.Group):
@@ -661,7 +662,6 @@ def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
     """
     from .jobs import AudioJob
 
-    _check_numbers(audio_hop_size)  # batch sizes: POSITIVE_INT when parsed
     files, unmatched = select_inputs(inputs, files_from, shard, AUDIO_EXTENSIONS)
     job = AudioJob(model=model_path, input_repr=input_repr, content_type=content_type,
                    embedding_size=int(audio_embedding_size), frontend=frontend,
@@ -681,7 +681,7 @@ def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
                    ".h5). Default: OpenL3's image weights for --input-repr / --content-type.")
 @click.option("--input-repr", "-i", type=click.Choice(INPUT_REPRS), default=None,
               help="Which OpenL3 image model by default (OpenL3 trained one per audio "
-                   "representation; mel256 if not given).")
+                   f"representation; {DEFAULT_INPUT_REPR} if not given).")
 @click.option("--content-type", "-c", type=click.Choice(CONTENT_TYPES),
               default=DEFAULT_CONTENT_TYPE, show_default=True,
               help="Which OpenL3 image model by default.")
@@ -722,7 +722,6 @@ def video(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
     """Embed videos' audio tracks and frames: writes NAME_audio.npz and NAME_image.npz."""
     from .jobs import VideoJob
 
-    _check_numbers(audio_hop_size)
     files, unmatched = select_inputs(inputs, files_from, shard, VIDEO_EXTENSIONS)
     job = VideoJob(model=model_path, image_model=image_model_path, input_repr=input_repr,
                    content_type=content_type, audio_embedding_size=int(audio_embedding_size),
@@ -964,7 +963,7 @@ def export_model_command(model_path, fmt, part, embedding_size, output, overwrit
 @click.option("--test-fraction", type=float, default=0.25, show_default=True,
               help="Held-out share when neither groups nor a split column are given.")
 @click.option("--kfold", type=int, default=0, help="Also report k-fold cross-validation.")
-@click.option("--hop-size", type=float, default=0.25, show_default=True,
+@click.option("--hop-size", type=HOP_SIZE, default=0.25, show_default=True,
               help="Audio window hop in seconds.")
 @click.option("--plot", is_flag=True, help="Also draw embedding_map.png: 2-D t-SNE maps of "
                                            "every feature set (the model, random weights, "
@@ -989,8 +988,7 @@ def evaluate(labels, modality, model_paths, random_baseline, logmel_baseline, em
     split = lambda text: [g.strip() for g in text.split(",")] if text else None
     failures = []
     try:
-        suffixes = evaluation.AUDIO_SUFFIXES if modality == "audio" else \
-            evaluation.IMAGE_SUFFIXES
+        suffixes = AUDIO_EXTENSIONS if modality == "audio" else IMAGE_EXTENSIONS
         clips = evaluation.load_clip_set(labels, suffixes)
         plan = (split(train_groups), split(test_groups), test_fraction, kfold)
         evaluation.check_probe_plan(clips, *plan)
@@ -1064,7 +1062,7 @@ def _features(evaluation, clips, model, modality, hop_size, quiet, failures=None
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--pairs", type=int, default=2048, show_default=True,
               help="Frame/clip pairs to score (half of them corresponding).")
-@click.option("--batch-size", "-b", type=POSITIVE_INT, default=64, show_default=True,
+@click.option("--batch-size", "-b", type=BATCH_SIZE, default=64, show_default=True,
               help="Pairs per network batch (memory grows with it).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds the pairs: the same seed scores the same pairs.")
@@ -1114,7 +1112,7 @@ def evaluate_avc(model_path, dataset_dir, pairs, batch_size, seed, random_baseli
               help="Write a heatmap overlay and a spectrogram map PNG per frame.")
 @click.option("--video", "mp4", is_flag=True,
               help="Also write an annotated .mp4 (overlays at --fps, with the sound).")
-@click.option("--batch-size", type=int, default=8, show_default=True,
+@click.option("--batch-size", type=BATCH_SIZE, default=8, show_default=True,
               help="Frames per network batch.")
 @click.option("--overwrite", "-ow", is_flag=True,
               help="Replace existing outputs (default: skip videos whose outputs exist).")
@@ -1130,7 +1128,6 @@ def localize(videos, output_dir, model_path, fps, png, mp4, batch_size, overwrit
     from . import localize as loc
     from . import registry
 
-    _check_numbers(batch_sizes=[("--batch-size", batch_size)])
     if fps < 0:
         raise click.BadParameter(f"must be positive (or 0 for every frame), got {fps}",
                                  param_hint="--fps")

@@ -391,12 +391,12 @@ def verify_export(path, model, fmt=None):
         predict = runner(path, fmt)
     except OpenL3liteError:
         raise
-    except Exception as exc:  # noqa: BLE001 (runtimes raise their own types for a bad file)
+    except Exception as exc:
         raise OpenL3liteError(f"{path}: {fmt} runtime cannot load it: "
                               f"{type(exc).__name__}: {str(exc)[:300]}") from None
     try:
         report = compare(predict, model)
-    except Exception as exc:  # noqa: BLE001 (any runtime failure means: not verified)
+    except Exception as exc:
         raise OpenL3liteError(f"{path}: {fmt} runtime cannot run it: "
                               f"{type(exc).__name__}: {str(exc)[:300]}") from None
     _check_report(report, path)
@@ -506,7 +506,7 @@ def export_metadata(model, fmt, waveform_input=True):
 
 def check_format(fmt):
     """Raise OpenL3liteError unless ``fmt`` is one of :data:`~openl3lite.facts.EXPORT_FORMATS`."""
-    from .models import check_choice
+    from .checks import check_choice
 
     check_choice("format", fmt, EXPORT_FORMATS)
 
@@ -526,8 +526,8 @@ def load_part(model, part="audio", embedding_size=None):
     -------
     AudioEmbeddingModel or ImageEmbeddingModel
     """
+    from .checks import check_choice
     from .models import (
-        check_choice,
         load_audio_embedding_model_from_path,
         load_image_embedding_model_from_path,
     )
@@ -595,7 +595,7 @@ def write_verified(model, fmt, path, overwrite=False, waveform_input=True):
         temp = os.path.join(work, "model" + _SUFFIX[fmt])
         try:
             _write(fmt, graph, temp)
-        except Exception as exc:  # noqa: BLE001 (converters raise many types)
+        except Exception as exc:
             raise OpenL3liteError(f"{path}: {fmt} conversion failed: {type(exc).__name__}: "
                                   f"{str(exc)[:300]}") from None
         predict = runner(temp, fmt)

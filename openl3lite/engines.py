@@ -19,6 +19,7 @@ import os
 
 import numpy as np
 
+from .checks import check_choice
 from .errors import OpenL3liteError
 from .facts import DEFAULT_ENGINE, ENGINES
 
@@ -30,10 +31,7 @@ _ENGINE_PACKAGES = {"onnxruntime": ("onnxruntime", "onnxruntime"),
 
 def check_engine(engine):
     """Raise OpenL3liteError unless ``engine`` is one of :data:`~openl3lite.facts.ENGINES`."""
-    if isinstance(engine, bool) or engine not in ENGINES:
-        raise OpenL3liteError(f"invalid engine {engine!r}: must be one of "
-                              f"{', '.join(map(repr, ENGINES))}")
-    return engine
+    return check_choice("engine", engine, ENGINES)
 
 
 def _require_packages(engine):

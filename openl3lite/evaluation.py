@@ -17,8 +17,6 @@ import numpy as np
 
 from .errors import OpenL3liteError
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: CSV columns read as a clip's group (first one present wins).
 GROUP_COLUMNS = ("group", "speaker")
 #: Split names accepted for ``test`` (the AV digits corpus calls its held-out split ``heldout``).

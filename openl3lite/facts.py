@@ -7,6 +7,17 @@ TARGET_SR = 48000
 #: One analysis window: one second at :data:`TARGET_SR`, in samples.
 WINDOW_LEN = TARGET_SR
 
+#: File extensions (lower case, with the dot) that folder searches keep, for every command that
+#: reads a kind of file (``l3embed audio`` / ``evaluate`` for audio, ``image`` / ``evaluate
+#: --modality image``, ``video`` / ``localize`` / ``prepare``). Audio: what libsndfile reads,
+#: then what :func:`openl3lite.audio.open_audio_file` hands to ffmpeg.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc", ".au",
+                    ".snd", ".caf", ".w64", ".rf64", ".opus",
+                    ".m4a", ".aac", ".wma", ".mka", ".ac3")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv",
+                    ".flv")
+
 #: Audio input representations, and the one OpenL3 uses when none is given.
 INPUT_REPRS = ("linear", "mel128", "mel256")
 DEFAULT_INPUT_REPR = "mel256"
@@ -26,6 +37,11 @@ IMAGE_EMBEDDING_SIZES = (8192, 512)
 #: resamplers.
 RESAMPLERS = ("kaiser_best", "soxr_hq", "soxr_vhq")
 DEFAULT_RESAMPLER = "kaiser_best"
+
+#: Modes of the audio API: ``exact`` (every window through the network, OpenL3's results) and
+#: ``fast`` (approximate, see :mod:`openl3lite.fast`).
+MODES = ("exact", "fast")
+DEFAULT_MODE = "exact"
 
 #: API defaults shared by the functions and the CLI.
 DEFAULT_HOP_SIZE = 0.1

@@ -33,12 +33,11 @@ import functools
 import numpy as np
 
 from . import framing, network
+from .checks import check_choice
 from .errors import OpenL3liteError
+from .facts import MODES
 from .frontend import _AMIN, _TOP_DB  # the frontend's dB floor and range, shared
 from .frontend import HOP, Spectrogram, mel_filterbank, periodic_hann, spectrogram_shape
-
-#: Modes of the audio API: ``exact`` (every window through the network) and ``fast``.
-MODES = ("exact", "fast")
 
 #: Spectrogram frames per trunk call whose features are kept (a multiple of 8).
 SPAN_FRAMES = 1024
@@ -136,7 +135,11 @@ def window_columns(n_windows, hop_size):
         ``round(i * hop / (8 * 242))``: the column nearest each window's start (padded-signal
         coordinates, where window ``i`` starts at sample ``i * hop``).
     """
-    starts = np.arange(n_windows) * framing.hop_length(hop_size)
+    return _start_columns(np.arange(n_windows) * framing.hop_length(hop_size))
+
+
+def _start_columns(starts):
+    """Nearest feature-map column (int64) of window starts in samples (int array)."""
     return np.floor(starts / (_COLUMN_FRAMES * HOP) + 0.5).astype(np.int64)
 
 
@@ -295,12 +298,21 @@ def trunk_frames(n_samples, hop_size, center, input_repr):
     exact, fast : int
         Frames through the trunk: every window's in exact mode, every span's in fast mode.
     """
+    return grid_trunk_frames(framing.WindowGrid.of(n_samples, hop_size, center), input_repr)
+
+
+def grid_trunk_frames(grid, input_repr):
+    """:func:`trunk_frames` of a :class:`~openl3lite.framing.WindowGrid`.
+
+    Returns
+    -------
+    exact, fast : int
+    """
     n_time = spectrogram_shape(input_repr)[1]
-    n_windows = framing.count_windows(n_samples, hop_size, center)
-    n_columns = int(window_columns(n_windows, hop_size)[-1]) + n_time // _COLUMN_FRAMES
+    n_columns = int(_start_columns(grid.starts)[-1]) + n_time // _COLUMN_FRAMES
     span = fitted_span(n_columns)
     n_spans = len(span_layout(n_columns, span))
-    return n_windows * n_time, n_spans * (span + 2 * MARGIN_FRAMES)
+    return grid.count * n_time, n_spans * (span + 2 * MARGIN_FRAMES)
 
 
 def pays_off(n_samples, hop_size, center, input_repr, saving=2.0):
@@ -314,16 +326,23 @@ def pays_off(n_samples, hop_size, center, input_repr, saving=2.0):
     -------
     bool
     """
-    exact, fast = trunk_frames(n_samples, hop_size, center, input_repr)
+    return grid_pays_off(framing.WindowGrid.of(n_samples, hop_size, center), input_repr, saving)
+
+
+def grid_pays_off(grid, input_repr, saving=2.0):
+    """:func:`pays_off` of a :class:`~openl3lite.framing.WindowGrid`.
+
+    Returns
+    -------
+    bool
+    """
+    exact, fast = grid_trunk_frames(grid, input_repr)
     return fast * saving <= exact
 
 
 def check_mode(mode):
     """Raise OpenL3liteError unless ``mode`` is one of :data:`MODES`; returns it."""
-    if not isinstance(mode, str) or mode not in MODES:
-        raise OpenL3liteError(f"invalid mode {mode!r}: must be one of "
-                              f"{', '.join(map(repr, MODES))}")
-    return mode
+    return check_choice("mode", mode, MODES)
 
 
 def audio_trunk(model):
@@ -362,6 +381,27 @@ def embed_fast(blocks, n_samples, model, center, hop_size, predict=None, progres
     timestamps : np.ndarray, float64, shape (n_windows,)
         As exact mode gives.
     """
+    return embed_grid(blocks, framing.WindowGrid.of(n_samples, hop_size, center), model, predict,
+                      progress, span_frames, margin_frames)
+
+
+def embed_grid(blocks, grid, model, predict=None, progress=None, span_frames=SPAN_FRAMES,
+               margin_frames=MARGIN_FRAMES):
+    """:func:`embed_fast` over a :class:`~openl3lite.framing.WindowGrid` made beforehand.
+
+    Parameters
+    ----------
+    blocks : iterable of np.ndarray, float64, shape (k,)
+        Consecutive mono blocks at 48 kHz of the signal ``grid`` was made for.
+    grid : WindowGrid
+    model, predict, progress, span_frames, margin_frames
+        As :func:`embed_fast`.
+
+    Returns
+    -------
+    embedding : np.ndarray, float32, shape (grid.count, embedding_size)
+    timestamps : np.ndarray, float64, shape (grid.count,)
+    """
     from .batching import keras_predict, prefetch
 
     trunk = audio_trunk(model)
@@ -371,15 +411,15 @@ def embed_fast(blocks, n_samples, model, center, hop_size, predict=None, progres
     channels = trunk.output_shape[-1]
     cells = network.embedding_cells("audio", model.embedding_size, channels)
     row_pool = network.embedding_pool_size((rows, region), cells)[0]
-    n_windows = framing.count_windows(n_samples, hop_size, center)
-    starts = window_columns(n_windows, hop_size)
+    n_windows = grid.count
+    starts = _start_columns(grid.starts)
     n_columns = int(starts[-1]) + region
     span_frames = fitted_span(n_columns, span_frames)
     output = np.empty((n_windows, model.embedding_size), dtype=np.float32)
     kept = np.zeros((cells[0], 0, channels), dtype=np.float32)
     kept_from = 0  # global index of kept[:, 0]
     done = 0
-    spans = iter_span_inputs(blocks, model.input_repr, center, n_columns, span_frames,
+    spans = iter_span_inputs(blocks, model.input_repr, grid.center, n_columns, span_frames,
                              margin_frames)
     layout = span_layout(n_columns, span_frames, margin_frames)
     for (first, keep), span in zip(layout, prefetch(spans)):
@@ -400,4 +440,4 @@ def embed_fast(blocks, n_samples, model, center, hop_size, predict=None, progres
             kept, kept_from = kept[:, cut:], kept_from + cut
     if done != n_windows:
         raise RuntimeError(f"fast mode produced {done} of {n_windows} windows")
-    return output, framing.window_timestamps(n_windows, hop_size)
+    return output, grid.timestamps

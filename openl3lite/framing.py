@@ -7,25 +7,80 @@ timestamp is ``i * hop_size`` seconds.
 """
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import check_batch_size, check_bool, hop_length
 from .facts import TARGET_SR, WINDOW_LEN  # noqa: F401 (re-exported)
 
 
-def hop_length(hop_size):
-    """Hop in samples for a hop in seconds: ``int(hop_size * 48000)`` as OpenL3 computes it.
+@dataclass(frozen=True)
+class WindowGrid:
+    """The windows of one 48 kHz signal: made once per input (:meth:`of`) and handed to the
+    framing, fast mode and the API, so the hop is converted and the windows counted once.
 
-    Parameters
+    Attributes
     ----------
+    count : int
+        Number of windows, at least 1.
+    hop : int
+        Hop in samples at 48 kHz, at least 1.
     hop_size : float
-        Hop in seconds.
-
-    Returns
-    -------
-    int
+        Hop in seconds, as given (timestamps are ``i * hop_size``, as OpenL3 computes them).
+    center : bool
+        Whether half a window of zeros is prepended.
     """
-    return int(hop_size * TARGET_SR)
+
+    count: int
+    hop: int
+    hop_size: float
+    center: bool
+
+    @classmethod
+    def of(cls, n_samples, hop_size, center=True):
+        """The grid of a signal of ``n_samples`` samples at 48 kHz.
+
+        Parameters
+        ----------
+        n_samples : int
+            Signal length in samples at 48 kHz, before centring padding.
+        hop_size : float
+            Hop in seconds; at least one sample at 48 kHz.
+        center : bool
+
+        Returns
+        -------
+        WindowGrid
+            ``count = 1 + ceil((L - 48000) / hop)`` with ``L`` the centred length, and at
+            least 1.
+
+        Raises
+        ------
+        OpenL3liteError
+            A hop under one sample, or a ``center`` that is not a boolean.
+        """
+        hop = hop_length(hop_size)
+        center = check_bool("center", center)
+        padded = n_samples + (WINDOW_LEN // 2 if center else 0)
+        count = 1 if padded <= WINDOW_LEN else 1 + math.ceil((padded - WINDOW_LEN) / hop)
+        return cls(count, hop, hop_size, center)
+
+    @property
+    def lead(self):
+        """Zeros prepended to the signal: half a window with centring, else none (int)."""
+        return WINDOW_LEN // 2 if self.center else 0
+
+    @property
+    def starts(self):
+        """np.ndarray, int64, shape (count,): each window's first sample in the padded signal
+        (``i * hop``)."""
+        return np.arange(self.count, dtype=np.int64) * self.hop
+
+    @property
+    def timestamps(self):
+        """np.ndarray, float64, shape (count,): :func:`window_timestamps` of the grid."""
+        return window_timestamps(self.count, self.hop_size)
 
 
 def count_windows(n_samples, hop_size, center=True):
@@ -36,7 +91,7 @@ def count_windows(n_samples, hop_size, center=True):
     n_samples : int
         Signal length in samples at 48 kHz, before centring padding.
     hop_size : float
-        Hop in seconds.
+        Hop in seconds; at least one sample at 48 kHz (else OpenL3liteError).
     center : bool
         Whether 24,000 zeros are prepended.
 
@@ -45,10 +100,7 @@ def count_windows(n_samples, hop_size, center=True):
     int
         ``1 + ceil((L - 48000) / hop)`` with ``L`` the centred length, and at least 1.
     """
-    padded = n_samples + (WINDOW_LEN // 2 if center else 0)
-    if padded <= WINDOW_LEN:
-        return 1
-    return 1 + math.ceil((padded - WINDOW_LEN) / hop_length(hop_size))
+    return WindowGrid.of(n_samples, hop_size, center).count
 
 
 def window_timestamps(n_windows, hop_size):
@@ -91,10 +143,35 @@ def iter_window_batches(blocks, n_samples, hop_size, center=True, batch_size=32)
     ------
     np.ndarray, float64, shape (b, 48000)
         Batches of windows, ``b <= batch_size``, in order; ``count_windows`` windows in total.
+
+    Raises
+    ------
+    OpenL3liteError
+        A hop under one sample at 48 kHz or a batch size under one.
     """
-    hop = hop_length(hop_size)
-    n_windows = count_windows(n_samples, hop_size, center)
-    buffer = np.zeros(WINDOW_LEN // 2 if center else 0)
+    check_batch_size(batch_size)  # here too, so that the call itself refuses it
+    return iter_grid_batches(blocks, WindowGrid.of(n_samples, hop_size, center), batch_size)
+
+
+def iter_grid_batches(blocks, grid, batch_size=32):
+    """:func:`iter_window_batches` over a :class:`WindowGrid` made beforehand.
+
+    Parameters
+    ----------
+    blocks : iterable of np.ndarray, float64, shape (k,)
+        Consecutive mono blocks at 48 kHz of the signal ``grid`` was made for.
+    grid : WindowGrid
+    batch_size : int
+        Windows per batch, at least 1.
+
+    Yields
+    ------
+    np.ndarray, float64, shape (b, 48000)
+        ``grid.count`` windows in total, ``b <= batch_size`` per batch.
+    """
+    check_batch_size(batch_size)
+    hop, n_windows = grid.hop, grid.count
+    buffer = np.zeros(grid.lead)
     buffer_start = 0  # padded-signal index of buffer[0]
     block_iter = iter(blocks)
     exhausted = False

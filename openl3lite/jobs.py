@@ -14,10 +14,12 @@ import os
 import warnings
 from dataclasses import dataclass, field
 
+from . import checks
 from .errors import OpenL3liteError, OpenL3liteWarning
-from .facts import (AUDIO_EMBEDDING_SIZES, DEFAULT_BATCH_SIZE, DEFAULT_CONTENT_TYPE,
-                    DEFAULT_ENGINE, DEFAULT_FRONTEND, DEFAULT_HOP_SIZE, DEFAULT_INPUT_REPR,
-                    IMAGE_EMBEDDING_SIZES)
+from .facts import (AUDIO_EMBEDDING_SIZES, CONTENT_TYPES, DEFAULT_BATCH_SIZE,
+                    DEFAULT_CONTENT_TYPE, DEFAULT_ENGINE, DEFAULT_FRONTEND, DEFAULT_HOP_SIZE,
+                    DEFAULT_INPUT_REPR, DEFAULT_MODE, DEFAULT_RESAMPLER, ENGINES, FRONTENDS,
+                    IMAGE_EMBEDDING_SIZES, INPUT_REPRS, MODES, RESAMPLERS)
 
 
 # ---------------------------------------------------------------- models
@@ -69,6 +71,15 @@ def load_image_model(model_path, input_repr, content_type, embedding_size):
 
 
 # ---------------------------------------------------------------- jobs
+
+def _check_model_choices(job):
+    """The settings every job has: the input representation (or None), content type and
+    engine, checked by :mod:`openl3lite.checks` when the job is made."""
+    if job.input_repr is not None:
+        checks.check_choice("input_repr", job.input_repr, INPUT_REPRS)
+    checks.check_choice("content_type", job.content_type, CONTENT_TYPES)
+    checks.check_choice("engine", job.engine, ENGINES)
+
 
 @dataclass
 class _Job:
@@ -131,8 +142,18 @@ class AudioJob(_Job):
     center: bool = True
     hop_size: float = DEFAULT_HOP_SIZE
     batch_size: int = DEFAULT_BATCH_SIZE
-    resampler: str = "kaiser_best"
-    mode: str = "exact"
+    resampler: str = DEFAULT_RESAMPLER
+    mode: str = DEFAULT_MODE
+
+    def __post_init__(self):
+        _check_model_choices(self)
+        checks.check_embedding_size(self.embedding_size, AUDIO_EMBEDDING_SIZES)
+        checks.check_choice("frontend", self.frontend, FRONTENDS)
+        checks.check_hop_size(self.hop_size)
+        checks.check_bool("center", self.center)
+        checks.check_batch_size(self.batch_size)
+        checks.check_choice("resampler", self.resampler, RESAMPLERS)
+        checks.check_choice("mode", self.mode, MODES)
 
     @property
     def audio_model(self):
@@ -198,6 +219,11 @@ class ImageJob(_Job):
     content_type: str = DEFAULT_CONTENT_TYPE
     embedding_size: int = IMAGE_EMBEDDING_SIZES[0]
     batch_size: int = DEFAULT_BATCH_SIZE
+
+    def __post_init__(self):
+        _check_model_choices(self)
+        checks.check_embedding_size(self.embedding_size, IMAGE_EMBEDDING_SIZES)
+        checks.check_batch_size(self.batch_size)
 
     @property
     def image_model(self):
@@ -266,7 +292,20 @@ class VideoJob(_Job):
     hop_size: float = DEFAULT_HOP_SIZE
     audio_batch_size: int = DEFAULT_BATCH_SIZE
     image_batch_size: int = DEFAULT_BATCH_SIZE
-    mode: str = "exact"
+    mode: str = DEFAULT_MODE
+
+    def __post_init__(self):
+        _check_model_choices(self)
+        checks.check_embedding_size(self.audio_embedding_size, AUDIO_EMBEDDING_SIZES,
+                                    "audio_embedding_size")
+        checks.check_embedding_size(self.image_embedding_size, IMAGE_EMBEDDING_SIZES,
+                                    "image_embedding_size")
+        checks.check_choice("frontend", self.frontend, FRONTENDS)
+        checks.check_hop_size(self.hop_size)
+        checks.check_bool("center", self.center)
+        checks.check_batch_size(self.audio_batch_size, "audio_batch_size")
+        checks.check_batch_size(self.image_batch_size, "image_batch_size")
+        checks.check_choice("mode", self.mode, MODES)
 
     def models(self):
         """(audio model, image model), loaded on first use."""
@@ -313,7 +352,7 @@ class VideoJob(_Job):
                             image=self.overwrite or not os.path.exists(image_out))
         api.write_video_outputs(result, audio_out, image_out, *self.models(),
                                 {"hop_size": self.hop_size, "center": self.center,
-                                 "resampler": "kaiser_best", "mode": self.mode})
+                                 "resampler": DEFAULT_RESAMPLER, "mode": self.mode})
 
 
 # ---------------------------------------------------------------- one file, never raising

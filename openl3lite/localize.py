@@ -30,10 +30,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import OpenL3liteError
+from .facts import TARGET_SR, WINDOW_LEN
 from .network import pool4_activations
 
-SAMPLE_RATE = 48000
-WINDOW_SAMPLES = 48000
+SAMPLE_RATE = TARGET_SR
+WINDOW_SAMPLES = WINDOW_LEN
 #: Shorter side, in pixels, the frame is scaled to before the image trunk (training's frame scale).
 SHORT_SIDE = 256
 

@@ -20,18 +20,19 @@ import keras
 import numpy as np
 
 from . import network, registry, weights
+from .checks import check_choice
 from .errors import OpenL3liteError
-from .facts import (AUDIO_EMBEDDING_SIZES, CONTENT_TYPES, DEFAULT_CONTENT_TYPE,
-                    DEFAULT_INPUT_REPR, FRONTENDS, IMAGE_EMBEDDING_SIZES, INPUT_REPRS,
-                    WINDOW_LEN)
+from .facts import (
+    AUDIO_EMBEDDING_SIZES,
+    CONTENT_TYPES,
+    DEFAULT_CONTENT_TYPE,
+    DEFAULT_INPUT_REPR,
+    FRONTENDS,
+    IMAGE_EMBEDDING_SIZES,
+    INPUT_REPRS,
+    WINDOW_LEN,
+)
 from .weights import ModelMetadata
-
-
-def check_choice(name, value, choices):
-    """Raise OpenL3liteError unless ``value`` is one of ``choices``."""
-    if isinstance(value, bool) or value not in choices:
-        raise OpenL3liteError(
-            f"invalid {name} {value!r}: must be one of {', '.join(map(repr, choices))}")
 
 
 def _check_embedding_size(modality, embedding_size, channels=network.EMBEDDING_CHANNELS):

@@ -346,7 +346,7 @@ def build_avc_model(input_repr="mel256", width=1.0, audio_trunk=None, image_trun
     fusion = fusion or build_fusion_head(channels)
     audio_pool4 = audio_pool4 or build_pool4("audio", channels)
     image_pool4 = image_pool4 or build_pool4("image", image_trunk.output_shape[-1])
-    audio_in = keras.Input((48000,), name="audio")
+    audio_in = keras.Input((WINDOW_LEN,), name="audio")
     image_in = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
     spectrogram = Spectrogram(input_repr, name="spectrogram")(audio_in)
     audio_vec = audio_pool4(audio_trunk(spectrogram))
@@ -403,7 +403,7 @@ def build_avc_all_pairs_model(avc_model):
         Same inputs as ``avc_model``; output (B, B, 2) float32 probabilities, ``[i, j]`` for
         image ``i`` with audio clip ``j``.
     """
-    audio_in = keras.Input((48000,), name="audio")
+    audio_in = keras.Input((WINDOW_LEN,), name="audio")
     image_in = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
     spectrogram = avc_model.get_layer("spectrogram")(audio_in)
     audio_vec = avc_model.get_layer("audio_pool4")(avc_model.get_layer("audio_trunk")(spectrogram))

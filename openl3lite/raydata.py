@@ -30,7 +30,8 @@ import numpy as np
 
 from .errors import OpenL3liteError
 from .facts import (AUDIO_EMBEDDING_SIZES, DEFAULT_BATCH_SIZE, DEFAULT_CONTENT_TYPE,
-                    DEFAULT_FRONTEND, DEFAULT_HOP_SIZE, IMAGE_EMBEDDING_SIZES)
+                    DEFAULT_FRONTEND, DEFAULT_HOP_SIZE, DEFAULT_MODE, DEFAULT_RESAMPLER,
+                    IMAGE_EMBEDDING_SIZES)
 from .jobs import AudioJob, ImageJob, Outcome, VideoJob, attempt, with_path
 
 #: What to install when Ray is missing.
@@ -134,7 +135,7 @@ class AudioEmbedder:
     def __init__(self, model=None, input_repr=None, content_type=DEFAULT_CONTENT_TYPE,
                  embedding_size=AUDIO_EMBEDDING_SIZES[0], frontend=DEFAULT_FRONTEND,
                  center=True, hop_size=DEFAULT_HOP_SIZE, batch_size=DEFAULT_BATCH_SIZE,
-                 resampler="kaiser_best", mode="exact", path_column="path",
+                 resampler=DEFAULT_RESAMPLER, mode=DEFAULT_MODE, path_column="path",
                  audio_column="amplitude", sample_rate_column="sample_rate"):
         _start_backend()
         self.job = AudioJob(model=model, input_repr=input_repr, content_type=content_type,
@@ -274,7 +275,7 @@ class VideoEmbedder:
                  audio_embedding_size=AUDIO_EMBEDDING_SIZES[0],
                  image_embedding_size=IMAGE_EMBEDDING_SIZES[0], frontend=DEFAULT_FRONTEND,
                  center=True, hop_size=DEFAULT_HOP_SIZE, audio_batch_size=DEFAULT_BATCH_SIZE,
-                 image_batch_size=DEFAULT_BATCH_SIZE, mode="exact", path_column="path"):
+                 image_batch_size=DEFAULT_BATCH_SIZE, mode=DEFAULT_MODE, path_column="path"):
         _start_backend()
         self.job = VideoJob(model=model, image_model=image_model, input_repr=input_repr,
                             content_type=content_type,

@@ -18,6 +18,7 @@ import numpy as np
 
 from .audio import refuse_cut_short
 from .errors import OpenL3liteError, check_input_file, short_reason, warn
+from .facts import TARGET_SR
 
 
 @contextlib.contextmanager
@@ -128,7 +129,7 @@ AUDIO_BLOCK_FRAMES = 50000
 
 
 @contextlib.contextmanager
-def open_video_audio(path, sr=48000, check_cut_short=True):
+def open_video_audio(path, sr=TARGET_SR, check_cut_short=True):
     """Open a video's audio track to stream it, resampled by ffmpeg to ``sr``.
 
     Parameters
@@ -190,7 +191,7 @@ def _as_2d(samples):
     return samples[:, np.newaxis] if samples.ndim == 1 else samples
 
 
-def read_video_audio(path, sr=48000, check_cut_short=True):
+def read_video_audio(path, sr=TARGET_SR, check_cut_short=True):
     """Decode a video's whole audio track, resampled by ffmpeg to ``sr``
     (see :func:`open_video_audio`, which takes the same parameters).
 

@@ -8,6 +8,7 @@ import pytest
 from conftest import FSDD, require
 from openl3lite import evaluation
 from openl3lite.errors import OpenL3liteError
+from openl3lite.facts import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 
 
 @pytest.fixture(scope="module")
@@ -136,10 +137,10 @@ def test_clip_set_loaders(tmp_path):
     (tmp_path / "clips.csv").write_text(
         "path,kind,split,label,speaker\ntrain/3/a.wav,audio,train,3,george\n"
         "heldout/3/b.wav,audio,heldout,3,theo\ntrain-images/3/c.png,image,train,3,\n")
-    clips = evaluation.load_clip_set(str(tmp_path / "clips.csv"), evaluation.AUDIO_SUFFIXES)
+    clips = evaluation.load_clip_set(str(tmp_path / "clips.csv"), AUDIO_EXTENSIONS)
     assert clips.paths == [str(tmp_path / "train/3/a.wav"), str(tmp_path / "heldout/3/b.wav")]
     assert clips.splits == ["train", "test"] and clips.groups == ["george", "theo"]
-    images = evaluation.load_clip_set(str(tmp_path / "clips.csv"), evaluation.IMAGE_SUFFIXES)
+    images = evaluation.load_clip_set(str(tmp_path / "clips.csv"), IMAGE_EXTENSIONS)
     assert images.paths == [str(tmp_path / "train-images/3/c.png")] and images.splits == ["train"]
     (tmp_path / "odd.csv").write_text("path,label,split\na.wav,x,validation\n")
     with pytest.raises(OpenL3liteError, match="split"):

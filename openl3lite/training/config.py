@@ -11,6 +11,7 @@ import os
 import textwrap
 from dataclasses import MISSING, dataclass, field, fields
 
+from ..checks import check_choice, check_pair_batch_size
 from ..errors import OpenL3liteError
 from ..facts import INPUT_REPRS
 from . import sampling
@@ -270,14 +271,10 @@ def check_config(config):
     ----------
     config : TrainConfig
     """
-    if config.input_repr not in INPUT_REPRS:
-        raise OpenL3liteError(f"invalid input_repr {config.input_repr!r}: must be one of "
-                              f"{', '.join(INPUT_REPRS)}")
+    check_choice("input_repr", config.input_repr, INPUT_REPRS)
     if not 0 < config.width <= 1:
         raise OpenL3liteError(f"invalid width {config.width}: must be in (0, 1]")
-    if config.batch_size < 2 or config.batch_size % 2:
-        raise OpenL3liteError(f"invalid batch_size {config.batch_size}: must be even and >= 2 "
-                              "(half of each batch is positive)")
+    check_pair_batch_size(config.batch_size)
     for name in ("steps", "checkpoint_every", "eval_every", "val_batches", "workers"):
         if int(getattr(config, name)) < 1:
             raise OpenL3liteError(f"invalid {name} {getattr(config, name)}: must be >= 1")
@@ -285,12 +282,8 @@ def check_config(config):
         raise OpenL3liteError(f"invalid bn_batches {config.bn_batches}: must be >= 0")
     if not 0 <= config.val_fraction < 1:
         raise OpenL3liteError(f"invalid val_fraction {config.val_fraction}: must be in [0, 1)")
-    if config.negatives not in sampling.NEGATIVE_MODES:
-        raise OpenL3liteError(f"invalid negatives {config.negatives!r}: must be one of "
-                              f"{', '.join(sampling.NEGATIVE_MODES)}")
-    if config.head_init not in HEAD_INITS:
-        raise OpenL3liteError(f"invalid head_init {config.head_init!r}: must be one of "
-                              f"{', '.join(HEAD_INITS)}")
+    check_choice("negatives", config.negatives, sampling.NEGATIVE_MODES)
+    check_choice("head_init", config.head_init, HEAD_INITS)
     sampling.check_speed_jitter(config.speed_jitter)
     if not config.learning_rate > 0 or config.weight_decay < 0:
         raise OpenL3liteError(f"invalid learning_rate {config.learning_rate} / weight_decay "

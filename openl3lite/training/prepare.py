@@ -22,9 +22,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import OpenL3liteError
+from ..facts import TARGET_SR
 
 FORMAT_VERSION = 1
-SAMPLE_RATE = 48000
+#: Sample rate of the prepared shards' audio: the networks' (:data:`openl3lite.facts.TARGET_SR`).
+SAMPLE_RATE = TARGET_SR
 MIN_DURATION_S = 1.0
 
 

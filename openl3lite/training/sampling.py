@@ -29,11 +29,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..checks import check_choice, check_pair_batch_size
 from ..errors import OpenL3liteError
-from .prepare import SAMPLE_RATE, load_manifest
+from ..facts import TARGET_SR, WINDOW_LEN
+from .prepare import load_manifest
 
 CROP = 224
-CLIP_SAMPLES = SAMPLE_RATE
+#: One training clip: one window (1 s at 48 kHz).
+CLIP_SAMPLES = WINDOW_LEN
 #: How negatives are formed: the paper's sampled 50/50 pairs, or all other pairs of the batch.
 NEGATIVE_MODES = ("sampled", "in-batch")
 #: Label of an in-batch combination that is neither a positive nor a negative (same video).
@@ -126,9 +129,8 @@ class PairSampler:
 
     def __init__(self, dataset_dir, video_ids=None, batch_size=64, seed=0, augment=True,
                  negatives="sampled", speed_jitter=0.0):
-        if negatives not in NEGATIVE_MODES:
-            raise OpenL3liteError(f"invalid negatives {negatives!r}: must be one of "
-                                  f"{', '.join(NEGATIVE_MODES)}")
+        check_choice("negatives", negatives, NEGATIVE_MODES)
+        check_pair_batch_size(batch_size)
         check_speed_jitter(speed_jitter)
         self.dataset_dir = dataset_dir
         manifest = load_manifest(dataset_dir)
@@ -139,8 +141,6 @@ class PairSampler:
             raise OpenL3liteError(f"{dataset_dir}: unknown videos {missing[:3]}")
         if len(self.video_ids) < 2:
             raise OpenL3liteError(f"{dataset_dir}: need at least two videos to sample negatives")
-        if batch_size < 2 or batch_size % 2:
-            raise OpenL3liteError(f"invalid batch_size {batch_size}: must be even and >= 2")
         self.batch_size = batch_size
         self.seed = seed
         self.augment = augment
@@ -161,7 +161,7 @@ class PairSampler:
 
     def _clip(self, vid, start_s, gain, speed=1.0):
         audio, _ = self._open(vid)
-        start = int(round(start_s * SAMPLE_RATE))
+        start = int(round(start_s * TARGET_SR))
         if speed == 1.0:
             clip = np.asarray(audio[start : start + CLIP_SAMPLES], dtype=np.float32) / 32767.0
         else:
@@ -170,7 +170,7 @@ class PairSampler:
             n_in = int(round(CLIP_SAMPLES * speed))
             start = min(max(0, start + (CLIP_SAMPLES - n_in) // 2), max(0, len(audio) - n_in))
             source = np.asarray(audio[start : start + n_in], dtype=np.float32) / 32767.0
-            clip = soxr.resample(source, SAMPLE_RATE * speed, SAMPLE_RATE, "HQ")[:CLIP_SAMPLES]
+            clip = soxr.resample(source, TARGET_SR * speed, TARGET_SR, "HQ")[:CLIP_SAMPLES]
         if len(clip) < CLIP_SAMPLES:
             clip = np.pad(clip, (0, CLIP_SAMPLES - len(clip)))
         return clip * gain
