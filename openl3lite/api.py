@@ -118,9 +118,9 @@ def _warn_audio_content(mono_is_all_zero, n_frames, sr, source):
 def _progress(total, enabled, desc):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from .quiet import progress_bar
 
-    return tqdm(total=total, desc=desc, unit="win", leave=False)
+    return progress_bar(total=total, desc=desc, unit="win", leave=False)
 
 
 def _audio_predict(model, engine=DEFAULT_ENGINE):

@@ -18,6 +18,7 @@ from fractions import Fraction
 import numpy as np
 
 from .errors import OpenL3liteError, check_input_file, short_reason, warn
+from .quiet import MPG123_NOISE, filtered_native_stderr
 
 from .facts import RESAMPLERS, TARGET_SR  # noqa: E402,F401 (re-exported)
 
@@ -99,7 +100,8 @@ def open_audio_file(path):
 
     path = check_input_file(path)
     try:
-        info = sf.info(path)
+        with filtered_native_stderr(MPG123_NOISE):  # libmpg123's notes on probing an MP3
+            info = sf.info(path)
     except Exception as exc:  # libsndfile raises RuntimeError / LibsndfileError
         reason = f"{short_reason(exc).rstrip('.')}; "
     else:
