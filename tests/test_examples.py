@@ -245,3 +245,23 @@ def test_avc_ceiling_heard_digits_and_oracle(trained, tmp_path, capsys):
     assert json.loads(out.read_text())["result"]["n_pairs"] == 64
     assert ceiling.main([str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_readme_main_job_shows_no_warning(tmp_path):
+    """The README's main job (l3embed on examples/data, then examples/embed_examples.py): the
+    bundled clips are longer than one window, so it runs without a warning or any third-party
+    line on standard error."""
+    import soundfile as sf
+
+    clips = sorted(DATA.glob("*.wav"))
+    assert len(clips) == 3 and all(sf.info(str(c)).duration > 3.0 for c in clips)  # seconds
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    embed = subprocess.run([sys.executable, "-m", "openl3lite", "audio", str(DATA), "--model",
+                            "avdigits-mel128-w0125", "--output-dir", str(tmp_path), "-q"],
+                           capture_output=True, text=True, timeout=600, env=env, check=False)
+    assert embed.returncode == 0 and embed.stderr == "", embed.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [c.stem + ".npz" for c in clips]
+    script = subprocess.run([sys.executable, str(EXAMPLES / "embed_examples.py")],
+                            capture_output=True, text=True, timeout=600, env=env, check=False)
+    assert script.returncode == 0 and script.stderr == "", script.stderr
+    assert "theo_314159.wav: 15 windows x 512 dims" in script.stdout
