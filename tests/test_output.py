@@ -5,6 +5,7 @@ of one path never share a temporary file."""
 import json
 import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,9 +52,9 @@ def test_every_kind_of_output_honours_the_umask_and_leaves_no_temporary(tmp_path
         assert _mode(path) == umask_027, kind
     with np.load(paths["npz"]) as data:
         np.testing.assert_array_equal(data["embedding"], np.ones((2, 3)))
-    assert json.loads(open(paths["json"]).read()) == {"a": 1}
-    assert open(paths["csv"]).readline().startswith("step,")
-    assert open(paths["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(Path(paths["json"]).read_text()) == {"a": 1}
+    assert Path(paths["csv"]).read_text().startswith("step,")
+    assert Path(paths["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from openl3lite.weights import read_model_file
 
     assert read_model_file(paths["h5"])  # a complete, readable model file
