@@ -8,7 +8,7 @@ first window's first values. In a checkout beside ``../shared`` (as CI has it), 
 random weights of the reference fixtures work too::
 
     python examples/load_openl3_weights.py ../shared/fixtures/openl3/openl3_audio_random.h5 \\
-        examples/data/0_theo_25.wav
+        examples/data/theo_271828.wav
 """
 
 import argparse

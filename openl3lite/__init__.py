@@ -42,13 +42,27 @@ _SUBMODULES = ("core", "models", "cli", "openl3_exceptions", "openl3_warnings", 
 __all__ = sorted(_EXPORTS)
 
 
+#: Modules that import Keras (and so TensorFlow) at import time: imported through
+#: :func:`openl3lite.quiet.import_backend_quietly` first, so that TensorFlow's start-up lines
+#: stay off the terminal.
+_NEED_BACKEND = ("api", "core", "models")
+
+
+def _import(name):
+    if name in _NEED_BACKEND:
+        from .quiet import import_backend_quietly
+
+        import_backend_quietly()
+    return importlib.import_module(f".{name}", __name__)
+
+
 def __getattr__(name):
     if name in _SUBMODULES:
-        module = importlib.import_module(f".{name}", __name__)
+        module = _import(name)
         globals()[name] = module
         return module
     if name in _EXPORTS:
-        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        value = getattr(_import(_EXPORTS[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'openl3lite' has no attribute {name!r}")

@@ -113,9 +113,9 @@ def _warn_if_short(n_frames, sr, source):
 def _progress(total, enabled, desc):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from .quiet import progress_bar
 
-    return tqdm(total=total, desc=desc, unit="win", leave=False)
+    return progress_bar(total=total, desc=desc, unit="win", leave=False)
 
 
 def _audio_predict(model, engine=DEFAULT_ENGINE):

@@ -21,6 +21,7 @@ import numpy as np
 from .checks import check_choice
 from .errors import OpenL3liteError, check_input_file, short_reason, warn
 from .facts import DEFAULT_RESAMPLER, RESAMPLERS, TARGET_SR
+from .quiet import MPG123_NOISE, filtered_native_stderr
 
 # resampy 0.2.2's kaiser_best table, rebuilt with resampy's public sinc_window: 64 zero
 # crossings, 2**9 table entries per crossing, a symmetric Kaiser window with this beta and
@@ -100,7 +101,8 @@ def open_audio_file(path):
 
     path = check_input_file(path)
     try:
-        info = sf.info(path)
+        with filtered_native_stderr(MPG123_NOISE):  # libmpg123's notes on probing an MP3
+            info = sf.info(path)
     except Exception as exc:  # libsndfile raises RuntimeError / LibsndfileError
         reason = f"{short_reason(exc).rstrip('.')}; "
     else:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import click
 
-import openl3lite  # sets TF_CPP_MIN_LOG_LEVEL to 3 unless the user set it
+import openl3lite  # noqa: F401 (sets TF_CPP_MIN_LOG_LEVEL to 3 unless the user set it)
 
 from . import checks
 from .errors import OpenL3liteError
@@ -25,6 +25,7 @@ from .facts import (AUDIO_EMBEDDING_SIZES, AUDIO_EXTENSIONS, CONTENT_TYPES, DEFA
                     DEFAULT_RESAMPLER, ENGINES, EXPORT_FORMATS, EXPORT_PARTS, FRONTENDS,
                     IMAGE_EMBEDDING_SIZES, IMAGE_EXTENSIONS, INPUT_REPRS, RESAMPLERS,
                     VIDEO_EXTENSIONS)
+from .quiet import import_backend_quietly, wants_tensorflow_messages  # noqa: F401 (public)
 from .training import config as train_config
 
 
@@ -239,9 +240,8 @@ def run_job(files, outputs_of, process, overwrite, quiet, unmatched=(), execute=
     -------
     JobSummary
     """
-    from tqdm.auto import tqdm
-
     from .jobs import attempt
+    from .quiet import progress_bar
 
     summary = JobSummary()
     for item in unmatched:
@@ -252,7 +252,8 @@ def run_job(files, outputs_of, process, overwrite, quiet, unmatched=(), execute=
         outcomes = (attempt(process, path) for path in todo)
     else:
         outcomes = execute(todo)
-    bar = tqdm(total=len(todo), unit="file", disable=quiet or len(todo) < 2, desc="files")
+    bar = progress_bar(total=len(todo), unit="file", disable=quiet or len(todo) < 2,
+                       desc="files")
     try:
         for outcome in outcomes:
             _report(outcome, outputs_of(outcome.path), summary, quiet)
@@ -549,46 +550,6 @@ def _image_options(func):
     for option in reversed(options):
         func = option(func)
     return func
-
-
-def wants_tensorflow_messages(user_level):
-    """Whether the user's ``TF_CPP_MIN_LOG_LEVEL`` asks to see TensorFlow's start-up messages.
-
-    Parameters
-    ----------
-    user_level : str or None
-        The variable as the user set it (None if unset).
-
-    Returns
-    -------
-    bool
-        True for levels 0 and 1 (show information or warnings); False when unset and for 2 and
-        3, the levels people set to quieten TensorFlow, and for values TensorFlow does not know.
-    """
-    return user_level is not None and user_level.strip() in ("0", "1")
-
-
-def import_backend_quietly():
-    """Import Keras, and with it its backend, with the process's standard error closed.
-
-    TensorFlow writes start-up lines from C++ (CUDA probing, oneDNN notes) before its logging is
-    set up, so ``TF_CPP_MIN_LOG_LEVEL`` cannot silence them. A Python exception raised by the
-    import still propagates. Nothing is silenced when the user has asked for TensorFlow's
-    messages (:func:`wants_tensorflow_messages`).
-    """
-    if "keras" in sys.modules or wants_tensorflow_messages(openl3lite._TF_LOG_LEVEL_FROM_USER):
-        return
-    sys.stderr.flush()
-    saved_stderr = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            try:
-                import keras  # noqa: F401
-            finally:
-                os.dup2(saved_stderr, 2)
-    finally:
-        os.close(saved_stderr)
 
 
 def _needs_backend(command):

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from importlib import resources
 
 import numpy as np
@@ -33,6 +32,12 @@ from .facts import (
     EXPORT_TOLERANCE,
     TARGET_SR,
     WINDOW_LEN,
+)
+from .output import (
+    place_atomic,
+    temporary_folder,
+    write_bytes_atomic,
+    write_json_atomic,
 )
 
 #: Opset of the ONNX files (ONNX Runtime 1.17+ and OpenVINO read it).
@@ -149,8 +154,7 @@ def _write_tflite(serve, path):
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [serve.get_concrete_function()], serve)
-    with open(path, "wb") as f:
-        f.write(converter.convert())
+    write_bytes_atomic(path, converter.convert())
 
 
 def _write_saved_model(serve, graph, path):
@@ -543,37 +547,9 @@ def load_part(model, part="audio", embedding_size=None):
 
 def _atomic_place(temp, path, overwrite):
     """Move a finished file or folder ``temp`` to ``path`` (replacing it only if asked)."""
-    if os.path.lexists(path):
-        if not overwrite:
-            raise OpenL3liteError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-        if os.path.isdir(path) and not os.path.islink(path):
-            old = tempfile.mkdtemp(prefix=".old-", dir=os.path.dirname(path) or ".")
-            os.rename(path, os.path.join(old, "x"))
-            os.rename(temp, path)
-            shutil.rmtree(old, ignore_errors=True)
-            return
-    os.replace(temp, path)
-
-
-def _current_umask():
-    from .output import _current_umask as umask
-
-    return umask()
-
-
-def _write_json_atomic(path, data):
-    folder = os.path.dirname(path) or "."
-    fd, temp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        os.chmod(temp, 0o666 & ~_current_umask())  # mkstemp's 0600 would hide it from others
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    if os.path.lexists(path) and not overwrite:
+        raise OpenL3liteError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    place_atomic(temp, path)
 
 
 def write_verified(model, fmt, path, overwrite=False, waveform_input=True):
@@ -590,7 +566,7 @@ def write_verified(model, fmt, path, overwrite=False, waveform_input=True):
     if os.path.lexists(path) and not overwrite:
         raise OpenL3liteError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
     graph = deployment_graph(model, waveform_input)
-    work = tempfile.mkdtemp(prefix=".openl3lite-export-", dir=folder)
+    work = temporary_folder(folder)
     try:
         temp = os.path.join(work, "model" + _SUFFIX[fmt])
         try:
@@ -605,7 +581,7 @@ def write_verified(model, fmt, path, overwrite=False, waveform_input=True):
         metadata["file_sha256"] = file_sha256(temp)
         metadata["verification"] = report
         _atomic_place(temp, path, overwrite)
-        _write_json_atomic(sidecar_path(path), metadata)
+        write_json_atomic(sidecar_path(path), metadata, indent=2)
         return metadata
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -421,6 +421,7 @@ def write_report(report, out_dir):
     list of str
         Files written.
     """
+    from .output import write_text_atomic
     from .plots import plot_confusion_matrix
 
     os.makedirs(out_dir, exist_ok=True)
@@ -430,10 +431,7 @@ def write_report(report, out_dir):
     for name, payload in (("report.json", json.dumps(data, indent=1)),
                           ("report.md", format_report(report) + "\n")):
         path = os.path.join(out_dir, name)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(payload)
-        os.replace(tmp, path)
+        write_text_atomic(path, payload)
         written.append(path)
     for name, result in report["results"].items():
         path = os.path.join(out_dir, f"confusion_{re.sub(r'[^A-Za-z0-9_-]+', '_', name)}.png")

@@ -31,7 +31,6 @@ import http.client
 import json
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -40,6 +39,7 @@ from pathlib import Path
 import platformdirs
 
 from .errors import OpenL3liteError, check_input_file, short_reason
+from .output import fsync_folder, new_temporary
 
 #: Bytes read or written at a time while downloading, hashing and decompressing.
 _CHUNK = 1 << 20
@@ -49,8 +49,6 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 #: Values of ``OPENL3LITE_OFFLINE`` (compared lower-cased) that mean "offline".
 _TRUE_WORDS = ("1", "true", "yes", "on")
-#: Suffix of every temporary file this module writes into the cache folder.
-_TMP_SUFFIX = ".tmp"
 _REQUIRED_KEYS = ("file", "git_blob_sha1", "decompressed_name")
 _METADATA_PATH = Path(__file__).with_name("openl3_weights.json")
 
@@ -288,9 +286,14 @@ def _sha256_file(path):
 
 
 def _temp_file(folder, name, kind):
-    """A new, uniquely named temporary file in ``folder``: ``(fd, path)``."""
-    fd, path = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=f".{kind}{_TMP_SUFFIX}")
-    return fd, Path(path)
+    """A new, uniquely named temporary file in ``folder``: ``(fd, path)``, open for writing.
+
+    Named and created by :func:`openl3lite.output.new_temporary` (``.tmp-<host>-<pid>-...``,
+    mode from the umask, cleared by a later run when its process was killed); ``name`` and
+    ``kind`` end the name, to tell the files of one install apart.
+    """
+    path = new_temporary(folder, f"-{name}.{kind}")
+    return os.open(path, os.O_WRONLY | os.O_TRUNC), Path(path)
 
 
 def _remove_quietly(path):
@@ -298,20 +301,6 @@ def _remove_quietly(path):
         os.unlink(path)
     except OSError:  # already gone (renamed into place), or not ours to remove
         pass
-
-
-def _fsync_dir(folder):
-    """Make renames in ``folder`` durable (POSIX; a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _gunzip(source, fd, label):
@@ -381,7 +370,7 @@ def _install_gz(entry, gz_path, source, temps):
         # without its record the .h5 counts as not installed: remove it, leave nothing partial
         _remove_quietly(final)
         raise
-    _fsync_dir(folder)
+    fsync_folder(folder)
     return str(final)
 
 

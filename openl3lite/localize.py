@@ -32,6 +32,7 @@ import numpy as np
 from .errors import OpenL3liteError
 from .facts import TARGET_SR, WINDOW_LEN
 from .network import pool4_activations
+from .output import atomic_path
 
 SAMPLE_RATE = TARGET_SR
 WINDOW_SAMPLES = WINDOW_LEN
@@ -706,14 +707,9 @@ def write_overlay_video(result, path):
     mono = mono[: int(clip.duration * SAMPLE_RATE)]
     sound = AudioArrayClip(np.repeat(mono[:, None], 2, axis=1), fps=SAMPLE_RATE)
     clip = clip.with_audio(sound)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
     try:
-        clip.write_videofile(tmp, fps=fps, codec="libx264", audio_codec="aac", logger=None,
-                             ffmpeg_params=["-pix_fmt", "yuv420p"])
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            clip.write_videofile(tmp, fps=fps, codec="libx264", audio_codec="aac",
+                                 logger=None, ffmpeg_params=["-pix_fmt", "yuv420p"])
     finally:
         clip.close()
-        if os.path.exists(tmp):
-            os.remove(tmp)

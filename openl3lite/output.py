@@ -1,7 +1,12 @@
 """Output file names (as OpenL3 names them), what each output records about how it was made,
-and atomic ``.npz`` writing."""
+and the one atomic writer every file this project writes goes through (:func:`atomic_path`,
+:func:`atomic_write` and the ``write_*_atomic`` shorthands)."""
 
+import contextlib
+import json
 import os
+import secrets
+import shutil
 import socket
 import tempfile
 
@@ -93,14 +98,99 @@ def output_path(input_path, output_dir=None, suffix=None, modality=None):
     return get_output_path(input_path, f"{tag}.npz" if tag else ".npz", output_dir)
 
 
+@contextlib.contextmanager
+def atomic_path(path):
+    """A fresh temporary path beside ``path`` that becomes ``path`` when the block ends well.
+
+    The one way this project writes a file. The temporary file is created exclusively in the
+    destination's folder (so the rename cannot cross file systems), named
+    ``.tmp-<host>-<pid>-<random><ext>`` (``<ext>`` is the destination's, for writers that pick
+    the format from the name), with mode ``0o666`` less the process's umask, applied by the
+    kernel at creation (so it is read at the moment of writing, with no ``os.umask`` toggling
+    that another thread could observe). The block writes to the yielded path (truncating or
+    replacing the empty file); when it ends without an exception the file is fsynced, renamed
+    over ``path`` (``os.replace``) and the folder fsynced, so a crash at any moment leaves either
+    the old file or the complete new one. On any exception (``KeyboardInterrupt`` included) the
+    temporary file is removed and the exception propagates. A process killed outright
+    (``kill -9``) cannot remove it: the first write into a folder removes such leftovers of dead
+    processes of this host (see :func:`remove_stale_temporaries`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file; its folder is created if missing.
+
+    Yields
+    ------
+    str
+        The temporary path to write to.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    if folder not in _cleared_folders:
+        remove_stale_temporaries(folder)
+        _cleared_folders.add(folder)
+    tmp = new_temporary(folder, os.path.splitext(path)[1])
+    try:
+        yield tmp
+        _fsync_path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    fsync_folder(folder)
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb", **open_kwargs):
+    """Open a file that replaces ``path`` atomically when the block ends well.
+
+    Same guarantees as :func:`atomic_path` (unique temporary name, umask permissions, flush and
+    fsync, rename, folder fsync, clean-up on failure).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination.
+    mode : str
+        ``"wb"`` or ``"w"`` (text; pass ``encoding=`` / ``newline=`` in ``open_kwargs``).
+    **open_kwargs
+        Passed to :func:`open`.
+
+    Yields
+    ------
+    file object
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write: mode must be 'w' or 'wb', not {mode!r}")
+    with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as f:
+        yield f
+        f.flush()
+
+
+def write_bytes_atomic(path, payload):
+    """Write ``payload`` (bytes) to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_write(path, "wb") as f:
+        f.write(payload)
+
+
+def write_text_atomic(path, text, encoding="utf-8"):
+    """Write ``text`` (str) to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_write(path, "w", encoding=encoding) as f:
+        f.write(text)
+
+
+def write_json_atomic(path, data, indent=1):
+    """Write ``data`` as JSON (ending in a newline) to ``path`` atomically."""
+    write_text_atomic(path, json.dumps(data, indent=indent) + "\n")
+
+
 def write_npz_atomic(path, **arrays):
     """Write arrays to ``path`` as ``.npz`` so that no truncated file is ever visible.
 
-    The data goes to a temporary file in the same folder (named ``.tmp-<host>-<pid>-...``),
-    which is flushed to disk and then renamed over ``path``; on any failure the temporary file
-    is removed. A process killed outright (``kill -9``) cannot remove it: the first write into a
-    folder removes such leftovers of dead processes of this host (see
-    :func:`remove_stale_temporaries`).
+    See :func:`atomic_path` for the guarantees (temporary ``.tmp-<host>-<pid>-...`` file in
+    the same folder, fsync, rename, umask permissions, clean-up on failure).
 
     Parameters
     ----------
@@ -109,24 +199,57 @@ def write_npz_atomic(path, **arrays):
     **arrays : np.ndarray
         Arrays to store under their keyword names.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(path) or "."
+    with atomic_write(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def temporary_folder(folder):
+    """Create a private work folder ``.tmp-<host>-<pid>-<random>`` in ``folder``.
+
+    For outputs that are folders, or that a converter writes by itself: they are made inside
+    it, then renamed into place (:func:`place_atomic`). It is named like the temporary files so
+    that :func:`remove_stale_temporaries` clears it when its process was killed.
+
+    Returns
+    -------
+    str
+    """
     os.makedirs(folder, exist_ok=True)
-    if folder not in _cleared_folders:
-        remove_stale_temporaries(folder)
-        _cleared_folders.add(folder)
-    handle, tmp = tempfile.mkstemp(prefix=_temp_prefix(), suffix=".npz", dir=folder)
+    return tempfile.mkdtemp(prefix=_temp_prefix(), dir=folder)
+
+
+def place_atomic(temp, path):
+    """Rename a finished file or folder ``temp`` to ``path`` durably.
+
+    A file is fsynced first; an existing folder at ``path`` is moved aside, replaced and then
+    removed (a folder cannot be renamed over a non-empty one); the destination folder is
+    fsynced after the rename.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    _fsync_path(temp)
+    if os.path.isdir(path) and not os.path.islink(path):
+        aside = temporary_folder(folder)
+        os.rename(path, os.path.join(aside, "old"))
+        os.rename(temp, path)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        os.replace(temp, path)
+    fsync_folder(folder)
+
+
+def fsync_folder(folder):
+    """Make renames in ``folder`` durable (POSIX; a no-op where a folder cannot be opened)."""
     try:
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp's 0600 would hide it from others
-        with os.fdopen(handle, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def remove_stale_temporaries(folder):
@@ -158,7 +281,10 @@ def remove_stale_temporaries(folder):
         if pid_text.isdigit() and not _process_exists(int(pid_text)):
             path = os.path.join(folder, name)
             try:
-                os.remove(path)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
                 removed.append(path)
             except OSError:
                 pass  # removed by another process meanwhile, or not ours to remove
@@ -179,7 +305,46 @@ def _process_exists(pid):
     return True
 
 
-def _current_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def new_temporary(folder, suffix=""):
+    """Create a new empty file ``.tmp-<host>-<pid>-<random><suffix>`` in ``folder``.
+
+    ``O_EXCL`` makes the name unique even against another thread or process drawing the same
+    random part; mode ``0o666`` is reduced by the umask in force, as for any new file. Callers
+    that rename it into place themselves (the model cache of :mod:`openl3lite.hub`) use this;
+    everything else uses :func:`atomic_path`.
+
+    Returns
+    -------
+    str
+        The path of the new file.
+    """
+    for _ in range(100):
+        tmp = os.path.join(folder, f"{_temp_prefix()}{secrets.token_hex(4)}{suffix}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"{folder}: no free temporary file name")
+
+
+def _fsync_path(path):
+    """Flush a closed file's data to disk (folders, e.g. a SavedModel, are left alone)."""
+    if os.path.isdir(path):
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(path):
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
+    except OSError:
+        pass  # never created, or already renamed into place

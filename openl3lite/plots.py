@@ -1,8 +1,6 @@
 """Figures: confusion matrices, 2-D embedding maps, localisation overlays and training curves
 (matplotlib, no display needed)."""
 
-import os
-
 import numpy as np
 
 
@@ -16,17 +14,14 @@ def _pyplot():
 
 
 def _save(fig, path, dpi=110):
+    from .output import atomic_write
+
     plt = _pyplot()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".tmp-{os.path.basename(path)}")
     try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, path)
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, dpi=dpi, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def plot_confusion_matrix(confusion, labels, path, title=""):

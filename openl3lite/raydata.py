@@ -52,7 +52,7 @@ SHARED_GPU_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALL
 def _start_backend():
     """Import Keras in a Ray worker without TensorFlow's start-up lines (the driver shows
     the worker's standard error)."""
-    from .cli import import_backend_quietly
+    from .quiet import import_backend_quietly
 
     import_backend_quietly()
 

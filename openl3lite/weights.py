@@ -211,23 +211,18 @@ def save_model_file(path, parts, metadata):
         the AVC network) and ``fusion`` (AVC head).
     metadata : ModelMetadata
     """
+    from .output import atomic_path
+
     h5py = _h5py()
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["openl3lite"] = metadata.to_json()
-            f.attrs["format_version"] = FORMAT_VERSION
-            for part, model in parts.items():
-                group = f.create_group(part)
-                for layer in weighted_layers(model):
-                    layer_group = group.create_group(layer.name)
-                    for index, value in enumerate(layer.get_weights()):
-                        layer_group.create_dataset(str(index), data=np.asarray(value, np.float32))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["openl3lite"] = metadata.to_json()
+        f.attrs["format_version"] = FORMAT_VERSION
+        for part, model in parts.items():
+            group = f.create_group(part)
+            for layer in weighted_layers(model):
+                layer_group = group.create_group(layer.name)
+                for index, value in enumerate(layer.get_weights()):
+                    layer_group.create_dataset(str(index), data=np.asarray(value, np.float32))
 
 
 def read_model_file(path):

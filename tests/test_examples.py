@@ -73,25 +73,24 @@ def test_train_tiny_writes_a_run_and_a_model_file(trained):
     assert metadata.width == 0.0625 and metadata.extra["training_steps"] == 2
 
 
-@pytest.mark.filterwarnings("ignore:.*shorter than window size")
 def test_embed_folder(trained, tmp_path, capsys):
     inputs = tmp_path / "in"
     inputs.mkdir()
-    for name in ("0_theo_25.wav", "3_theo_7.wav"):
+    for name in ("theo_271828.wav", "theo_314159.wav"):
         (inputs / name).write_bytes((DATA / name).read_bytes())
     (inputs / "broken.wav").write_bytes(b"RIFF not really")
     out = tmp_path / "out"
-    status = _script("embed_folder").main([str(inputs), str(DATA / "7_yweweler_12.wav"), "-o",
+    status = _script("embed_folder").main([str(inputs), str(DATA / "yweweler_141421.wav"), "-o",
                                            str(out), "--model", str(trained / "model.h5"),
                                            "--hop-size", "0.5"])
     assert status == 1 and "broken.wav" in capsys.readouterr().err
-    assert sorted(os.listdir(out)) == ["0_theo_25.npz", "3_theo_7.npz", "7_yweweler_12.npz"]
+    assert sorted(os.listdir(out)) == ["theo_271828.npz", "theo_314159.npz", "yweweler_141421.npz"]
     import soundfile as sf
 
     from openl3lite.framing import count_windows
 
-    info = sf.info(str(DATA / "0_theo_25.wav"))
-    with np.load(out / "0_theo_25.npz") as data:
+    info = sf.info(str(DATA / "theo_271828.wav"))
+    with np.load(out / "theo_271828.npz") as data:
         n = count_windows(info.frames * 48000 // info.samplerate, 0.5)
         assert data["embedding"].shape == (n, 512)
         np.testing.assert_allclose(data["timestamps"], 0.5 * np.arange(n))
@@ -246,3 +245,23 @@ def test_avc_ceiling_heard_digits_and_oracle(trained, tmp_path, capsys):
     assert json.loads(out.read_text())["result"]["n_pairs"] == 64
     assert ceiling.main([str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_readme_main_job_shows_no_warning(tmp_path):
+    """The README's main job (l3embed on examples/data, then examples/embed_examples.py): the
+    bundled clips are longer than one window, so it runs without a warning or any third-party
+    line on standard error."""
+    import soundfile as sf
+
+    clips = sorted(DATA.glob("*.wav"))
+    assert len(clips) == 3 and all(sf.info(str(c)).duration > 3.0 for c in clips)  # seconds
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    embed = subprocess.run([sys.executable, "-m", "openl3lite", "audio", str(DATA), "--model",
+                            "avdigits-mel128-w0125", "--output-dir", str(tmp_path), "-q"],
+                           capture_output=True, text=True, timeout=600, env=env, check=False)
+    assert embed.returncode == 0 and embed.stderr == "", embed.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [c.stem + ".npz" for c in clips]
+    script = subprocess.run([sys.executable, str(EXAMPLES / "embed_examples.py")],
+                            capture_output=True, text=True, timeout=600, env=env, check=False)
+    assert script.returncode == 0 and script.stderr == "", script.stderr
+    assert "theo_314159.wav: 15 windows x 512 dims" in script.stdout

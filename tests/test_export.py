@@ -22,7 +22,7 @@ from openl3lite.errors import OpenL3liteError
 from openl3lite.facts import EXPORT_SPEECH_TOLERANCE, EXPORT_TOLERANCE
 
 SHIPPED = "avdigits-mel128-w0125"
-SPEECH = REPO / "examples" / "data" / "7_yweweler_12.wav"  # not the verification clip
+SPEECH = REPO / "examples" / "data" / "yweweler_141421.wav"  # not the verification clip
 FRAME = REPO / "examples" / "data" / "avdigits_frame.png"
 
 
@@ -203,7 +203,7 @@ def test_docs_example_runs_without_openl3lite(exports, shipped_audio, tmp_path):
 
     path, _ = exports[("audio", "onnx")]
     speech = np.concatenate([resample(sf.read(REPO / "examples" / "data" / name)[0], 8000)
-                             for name in ("3_theo_7.wav", "7_yweweler_12.wav", "0_theo_25.wav")])
+                             for name in ("theo_314159.wav", "yweweler_141421.wav", "theo_271828.wav")])
     sf.write(tmp_path / "speech.wav", speech, 48000, subtype="FLOAT")
     os.symlink(path, tmp_path / "audio.onnx")
     code = ("import sys\nsys.modules['openl3lite'] = None  # import openl3lite fails\n"

@@ -37,12 +37,12 @@ def audio_inputs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("audio")
     for name in sorted(os.listdir(recordings))[::300]:
         shutil.copy(recordings / name, folder / name)
-    for name in ("0_theo_25.wav", "3_theo_7.wav", "7_yweweler_12.wav"):
+    for name in ("theo_271828.wav", "theo_314159.wav", "yweweler_141421.wav"):
         shutil.copy(EXAMPLES / name, folder / name)
     (folder / "garbage.wav").write_bytes(b"RIFF0000WAVEjunk")
     (folder / "empty.flac").write_bytes(b"")
     (folder / "text.ogg").write_text("not audio at all\n")
-    whole = (EXAMPLES / "3_theo_7.wav").read_bytes()
+    whole = (EXAMPLES / "theo_314159.wav").read_bytes()
     (folder / "truncated.wav").write_bytes(whole[:30])  # cut inside the header
     return [str(folder), str(EXAMPLES / "avdigits_theo_001.mp4")]
 

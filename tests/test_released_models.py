@@ -61,7 +61,7 @@ def test_default_model_is_openl3s_weights(fixtures_dir):
 
 
 def test_demonstration_model_by_name_is_the_shipped_file():
-    audio, sr = sf.read(EXAMPLES / "3_theo_7.wav")
+    audio, sr = sf.read(EXAMPLES / "theo_314159.wav")
     name = registry.demonstration_model_name()
     by_name, _ = openl3lite.get_audio_embedding(audio, sr, model=name, embedding_size=512,
                                                 verbose=False)
@@ -110,9 +110,9 @@ def test_cli_uses_the_default_model(tmp_path, user_level, fixtures_dir):
     if user_level is None:
         explicit = openl3lite.load_audio_embedding_model_from_path(
             fixtures_dir / "openl3_audio_random.h5", "mel256", 512)
-        audio, sr = sf.read(EXAMPLES / "0_theo_25.wav")
+        audio, sr = sf.read(EXAMPLES / "theo_271828.wav")
         expected, _ = openl3lite.get_audio_embedding(audio, sr, model=explicit, verbose=False)
-        with np.load(out / "0_theo_25.npz") as data:
+        with np.load(out / "theo_271828.npz") as data:
             np.testing.assert_allclose(data["embedding"], expected, rtol=1e-5, atol=1e-5)
             assert str(data["model"]) == "openl3-mel256-music"
 

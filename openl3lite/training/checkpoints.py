@@ -9,7 +9,8 @@ Every ``checkpoint_every`` steps, at the end and on Ctrl-C, ``run_dir/checkpoint
   pairs, one more each time a run is resumed with a new ``learning_rate``; ``speed_jitters``
   likewise) and the run's config.
 
-Both are written to temporary names and renamed (``os.replace``), ``state.json`` last, so a crash
+Both are written by :func:`openl3lite.output.atomic_path` (unique temporary name, fsync, rename),
+``state.json`` last, so a crash
 or ``kill -9`` at any moment leaves the previous complete checkpoint in place. A resumed run
 restores weights and optimizer state and continues with batch ``k = step``: it sees exactly the
 batches, and computes exactly the updates, that the uninterrupted run would have.
@@ -25,6 +26,7 @@ from dataclasses import asdict
 import numpy as np
 
 from ..errors import OpenL3liteError
+from ..output import remove_stale_temporaries, write_json_atomic, write_npz_atomic
 from .batches import batchnorm_sampler, refresh_batchnorm, split
 from .config import (
     ARCHITECTURE_KEYS,
@@ -41,21 +43,6 @@ STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"
 #: Settings that may change when a run is resumed, and the state key of each one's schedule.
 RESUMABLE_SETTINGS = {"learning_rate": "learning_rates", "speed_jitter": "speed_jitters"}
-
-
-def _fsync_replace(tmp, path):
-    """Flush ``tmp`` to disk, then rename it to ``path`` (atomic on one file system)."""
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _write_json_atomic(path, data):
-    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    _fsync_replace(tmp, path)
 
 
 def save_checkpoint(model, run_dir, state):
@@ -80,14 +67,12 @@ def save_checkpoint(model, run_dir, state):
     arrays = {f"model_{i:04d}": to_numpy(v) for i, v in enumerate(model.variables)}
     arrays.update({f"optimizer_{i:04d}": to_numpy(v)
                    for i, v in enumerate(model.optimizer.variables)})
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{name}")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    _fsync_replace(tmp, os.path.join(folder, name))
-    _write_json_atomic(os.path.join(folder, STATE_FILE), dict(state, checkpoint=name))
+    write_npz_atomic(os.path.join(folder, name), **arrays)
+    write_json_atomic(os.path.join(folder, STATE_FILE), dict(state, checkpoint=name))
     for old in os.listdir(folder):
-        if old != name and old.startswith(("step-", ".tmp-")):
+        if old != name and old.startswith("step-"):
             os.remove(os.path.join(folder, old))
+    remove_stale_temporaries(folder)
     return os.path.join(folder, name)
 
 
@@ -345,4 +330,4 @@ def write_config(run_dir, config):
         Saved with the backend and Keras version.
     """
     os.makedirs(run_dir, exist_ok=True)
-    _write_json_atomic(os.path.join(run_dir, CONFIG_FILE), dict(asdict(config), **backend_info()))
+    write_json_atomic(os.path.join(run_dir, CONFIG_FILE), dict(asdict(config), **backend_info()))

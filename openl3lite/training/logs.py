@@ -2,9 +2,10 @@
 :func:`openl3lite.plots.plot_curves`)."""
 
 import csv
-import os
 
 import numpy as np
+
+from ..output import atomic_write
 
 CSV_FIELDS = ("step", "elapsed_s", "train_loss", "train_acc", "val_loss", "val_acc",
               "heldout_acc", "heldout_loss", "learning_rate")
@@ -52,10 +53,8 @@ def write_metrics_csv(path, history):
         previous row), validation and held-out loss / accuracy (blank when not computed) and
         ``learning_rate`` (the one in force at ``step``; blank in rows of older runs).
     """
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
+    with atomic_write(path, "w", newline="") as f:
         writer = csv.DictWriter(f, CSV_FIELDS)
         writer.writeheader()
         for row in history:
             writer.writerow({k: "" if row.get(k) is None else row[k] for k in CSV_FIELDS})
-    os.replace(tmp, path)

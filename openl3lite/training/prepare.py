@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import OpenL3liteError
 from ..facts import TARGET_SR
+from ..output import atomic_write, write_json_atomic
 
 FORMAT_VERSION = 1
 #: Sample rate of the prepared shards' audio: the networks' (:data:`openl3lite.facts.TARGET_SR`).
@@ -117,25 +118,12 @@ def load_manifest(dataset_dir):
 def _save_manifest(dataset_dir, manifest):
     data = dict(manifest)
     data["videos"] = {k: asdict(v) for k, v in sorted(manifest["videos"].items())}
-    _atomic_write_bytes(os.path.join(dataset_dir, "manifest.json"),
-                        json.dumps(data, indent=1).encode())
-
-
-def _atomic_write_bytes(path, payload):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(payload)
-    os.replace(tmp, path)
+    write_json_atomic(os.path.join(dataset_dir, "manifest.json"), data)
 
 
 def _atomic_save_npy(path, array):
-    tmp = f"{path}.tmp-{os.getpid()}.npy"
-    try:
-        np.save(tmp, array)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_write(path, "wb") as f:
+        np.save(f, array)
 
 
 def decode_video(path, dataset_dir, fps, short_side):
