@@ -68,7 +68,7 @@ def features(work, dataset, backend):
         ("--resume", ["train", dataset, "-o", run, "--steps", "4", "--resume", *TINY]),
         ("export", ["export", run, model, "--name", f"tiny-{backend}"]),
         ("embed with the exported model",
-         ["audio", str(REPO / "examples" / "data" / "0_theo_25.wav"), "--model", model,
+         ["audio", str(REPO / "examples" / "data" / "theo_314159.wav"), "--model", model,
           "-o", os.path.join(work, "emb"), "-q"]),
         ("--negatives in-batch", ["train", dataset, "-o", os.path.join(work, "inbatch"),
                                   "--steps", "2", "--negatives", "in-batch", *TINY]),
