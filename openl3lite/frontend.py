@@ -118,12 +118,18 @@ class Spectrogram(keras.layers.Layer):
         self._window = periodic_hann(self.n_fft).astype(np.float32)
         self._melfb = mel_filterbank(_N_MELS[input_repr]) if input_repr != "linear" else None
 
-    def call(self, waveform):
+    def _padded(self, waveform):
+        """float32 waveforms (batch, 48000), zero-padded at the end for the mel frontends so
+        that the frames cover the shape :func:`spectrogram_shape` gives."""
         waveform = ops.cast(waveform, "float32")
-        if self.input_repr != "linear":
-            n_frames = spectrogram_shape(self.input_repr)[1]
-            pad = (n_frames - 1) * HOP + self.n_fft - WINDOW_LEN
-            waveform = ops.pad(waveform, [[0, 0], [0, pad]])
+        if self.input_repr == "linear":
+            return waveform
+        n_frames = spectrogram_shape(self.input_repr)[1]
+        pad = (n_frames - 1) * HOP + self.n_fft - WINDOW_LEN
+        return ops.pad(waveform, [[0, 0], [0, pad]])
+
+    def call(self, waveform):
+        waveform = self._padded(waveform)
         real, imag = ops.stft(waveform, sequence_length=self.n_fft, sequence_stride=HOP,
                               fft_length=self.n_fft, window=ops.convert_to_tensor(self._window),
                               center=False)
@@ -189,11 +195,7 @@ class DFTSpectrogram(Spectrogram):
         self._kernel = dft_kernel(self.n_fft)
 
     def call(self, waveform):
-        waveform = ops.cast(waveform, "float32")
-        if self.input_repr != "linear":
-            n_frames = spectrogram_shape(self.input_repr)[1]
-            pad = (n_frames - 1) * HOP + self.n_fft - WINDOW_LEN
-            waveform = ops.pad(waveform, [[0, 0], [0, pad]])
+        waveform = self._padded(waveform)
         frames = ops.conv(ops.expand_dims(waveform, -1), ops.convert_to_tensor(self._kernel),
                           strides=HOP, padding="valid")  # (batch, time, 2 * bins)
         bins = self.n_fft // 2 + 1
