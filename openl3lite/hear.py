@@ -27,8 +27,8 @@ import numbers
 import keras
 import numpy as np
 
-from . import framing
-from .api import _array_blocks, _audio_predict, _check_framing, _check_positive_int
+from . import checks, framing
+from .api import _array_blocks, _audio_predict
 from .batching import batched, prefetch
 from .errors import OpenL3liteError
 from .facts import (
@@ -126,9 +126,9 @@ def load_model(model_file_path="", embedding_size=HEAR_EMBEDDING_SIZE,
     -------
     HearModel
     """
-    _check_framing(timestamp_hop_size, True)
-    _check_framing(scene_hop_size, True)
-    batch_size = _check_positive_int("batch_size", batch_size)
+    checks.check_hop_size(timestamp_hop_size, "timestamp_hop_size")
+    checks.check_hop_size(scene_hop_size, "scene_hop_size")
+    batch_size = checks.check_batch_size(batch_size)
     name = HEAR_DEFAULT_MODEL if model_file_path in ("", None) else model_file_path
     embedding_model = as_audio_model(name, embedding_size=embedding_size, frontend=frontend)
     return HearModel(embedding_model, timestamp_hop_size, scene_hop_size, batch_size)
