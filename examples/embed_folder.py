@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+from openl3lite.facts import AUDIO_EXTENSIONS
 
 
 def audio_files(inputs):
@@ -21,7 +21,7 @@ def audio_files(inputs):
     for item in inputs:
         if os.path.isdir(item):
             found += sorted(os.path.join(root, name) for root, _, names in os.walk(item)
-                            for name in names if name.lower().endswith(AUDIO_SUFFIXES))
+                            for name in names if name.lower().endswith(AUDIO_EXTENSIONS))
         else:
             found.append(item)
     return found

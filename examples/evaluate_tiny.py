@@ -25,10 +25,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from openl3lite import evaluation, models, plots
+    from openl3lite.facts import AUDIO_EXTENSIONS
     from openl3lite.errors import OpenL3liteError
 
     try:
-        clips = evaluation.load_clip_set(args.labels, evaluation.AUDIO_SUFFIXES)
+        clips = evaluation.load_clip_set(args.labels, AUDIO_EXTENSIONS)
         model = models.load_audio_embedding_model_from_path(args.model, None, 512)
         meta = model.metadata
         baseline = models.random_audio_model(meta.input_repr, 512, meta.width)
