@@ -27,9 +27,10 @@ def main(argv=None):
 
     from openl3lite import localize
     from openl3lite.errors import OpenL3liteError
+    from openl3lite.l3net import L3Net
 
     try:
-        model = localize.load_avc_model(args.model)
+        model = L3Net.from_file(args.model, "localisation")
         result = localize.localize_video(args.video, model, fps=args.fps)
         written = localize.write_localization(result, args.output_dir, png=True, mp4=args.mp4)
     except OpenL3liteError as exc:

@@ -1037,18 +1037,17 @@ def evaluate_avc(model_path, dataset_dir, pairs, batch_size, seed, random_baseli
     training)."""
     from . import evaluation
     from .errors import OpenL3liteError
-    from .localize import load_avc_model, random_avc_model
+    from .l3net import L3Net
 
     try:
-        trained = load_avc_model(model_path)
+        trained = L3Net.from_file(model_path, "evaluate-avc")
         models = {trained.metadata.name: trained}
         if random_baseline:
-            meta = trained.metadata
-            models[f"random weights (width {meta.width:g})"] = random_avc_model(
-                meta.input_repr, meta.width)
+            models[f"random weights (width {trained.width:g})"] = L3Net.random(
+                trained.input_repr, trained.width)
         for name, model in models.items():
-            result = evaluation.avc_accuracy(model.keras_model, dataset_dir, pairs, batch_size,
-                                             seed, progress=not quiet)
+            result = evaluation.avc_accuracy(model, dataset_dir, pairs, batch_size, seed,
+                                             progress=not quiet)
             click.echo(f"{name}: AVC accuracy {result['accuracy']:.4f} "
                        f"(+/- {result['stderr']:.4f}) on {result['n_pairs']} pairs; "
                        f"corresponding {result['positive_accuracy']:.4f}, "
@@ -1064,8 +1063,9 @@ def evaluate_avc(model_path, dataset_dir, pairs, batch_size, seed, random_baseli
               help="Folder for NAME_localize.npz, the PNGs in NAME_localize/ and "
                    "NAME_localize.mp4.")
 @click.option("--model", "model_path", type=MODEL, default=None,
-              help="A model with a fusion head: a file written by `l3embed export` (audio, "
-                   "image and fusion parts) or a shipped model's name. Default: the shipped "
+              help="A whole AVC network: a file written by `l3embed export` (both "
+                   "subnetworks, their pool4 stages and the fusion head) or a shipped model's "
+                   "name. Default: the shipped "
                    "demonstration model (OpenL3's published weights have no fusion head).")
 @click.option("--fps", type=float, default=1.0, show_default=True,
               help="Frames per second to localise (0: every frame).")
@@ -1088,16 +1088,15 @@ def localize(videos, output_dir, model_path, fps, png, mp4, batch_size, overwrit
     """
     from . import localize as loc
     from . import registry
+    from .l3net import L3Net
 
     if fps < 0:
         raise click.BadParameter(f"must be positive (or 0 for every frame), got {fps}",
                                  param_hint="--fps")
     files, unmatched = expand_inputs(videos, VIDEO_EXTENSIONS)
     try:
-        name = model_path or registry.demonstration_model_name()
-        if registry.is_model_name(name):
-            name = registry.part_file(name, "audio")
-        model = loc.load_avc_model(name)
+        model = L3Net.from_file(model_path or registry.demonstration_model_name(),
+                                "localisation")
     except OpenL3liteError as exc:
         _fail_setup(exc)
 
@@ -1128,6 +1127,7 @@ def list_models_command():
         click.echo(f"{labels[entry.name]:<{width}}  {state:<13}  "
                    f"{registry.size_text(entry.name):<30}  {entry.licence}")
         click.echo(f"{'':<{width}}  {entry.description}")
+        click.echo(f"{'':<{width}}  {entry.parameters_text()}")
     click.echo(f"\nOpenL3's weights: {hub.licence_text()}")
     click.echo(f"Weights cache: {hub.cache_dir() / 'openl3'} (set OPENL3LITE_HOME to move it)")
 

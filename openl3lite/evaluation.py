@@ -452,9 +452,10 @@ def avc_accuracy(avc_model, dataset_dir, n_pairs=2048, batch_size=64, seed=0, pr
 
     Parameters
     ----------
-    avc_model : keras.Model
-        :func:`openl3lite.network.build_avc_model` layout: ``{"audio": (B, 48000),
-        "image": (B, 224, 224, 3)}`` -> (B, 2) probabilities (index 1 = corresponds).
+    avc_model : openl3lite.l3net.L3Net or keras.Model
+        Anything whose ``predict_on_batch`` maps ``{"audio": (B, 48000), "image": (B, 224,
+        224, 3)}`` to (B, 2) probabilities (index 1 = corresponds): an L3Net or its
+        ``avc_model``.
     dataset_dir : str
         A prepared dataset (``l3embed prepare``), e.g. of videos never seen in training.
     n_pairs : int
@@ -498,9 +499,10 @@ def score_avc_batches(avc_model, batches):
 
     Parameters
     ----------
-    avc_model : keras.Model
-        :func:`openl3lite.network.build_avc_model` layout: ``{"audio": (B, 48000),
-        "image": (B, 224, 224, 3)}`` -> (B, 2) probabilities (index 1 = corresponds).
+    avc_model : openl3lite.l3net.L3Net or keras.Model
+        Anything whose ``predict_on_batch`` maps ``{"audio": (B, 48000), "image": (B, 224,
+        224, 3)}`` to (B, 2) probabilities (index 1 = corresponds): an L3Net or its
+        ``avc_model``.
     batches : iterable of (dict, np.ndarray)
         ``(inputs, labels)``, labels int (B,) with 1 for corresponding pairs, e.g.
         :meth:`openl3lite.training.sampling.PairSampler.sample_batch` results.

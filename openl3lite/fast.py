@@ -347,11 +347,12 @@ def check_mode(mode):
 
 def audio_trunk(model):
     """The trunk of an openl3lite audio model, or OpenL3liteError for a bare Keras model."""
-    try:
-        return model.get_layer("audio_trunk")
-    except ValueError:
-        raise OpenL3liteError("mode='fast' needs an openl3lite audio model (one with an "
-                              "'audio_trunk' sub-model); use mode='exact' for this model") from None
+    trunk = getattr(model, "trunk", None)
+    if trunk is None:
+        raise OpenL3liteError("mode='fast' needs an openl3lite audio model (an "
+                              "AudioEmbeddingModel, whose trunk it runs over long spans); use "
+                              "mode='exact' for this model")
+    return trunk
 
 
 def embed_fast(blocks, n_samples, model, center, hop_size, predict=None, progress=None,

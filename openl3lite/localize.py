@@ -29,122 +29,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import check_batch_size
 from .errors import OpenL3liteError
 from .facts import TARGET_SR, WINDOW_LEN
-from .network import pool4_activations
+from .network import fusion_head_arrays, pool4_activations
 from .output import atomic_path
 
 SAMPLE_RATE = TARGET_SR
 WINDOW_SAMPLES = WINDOW_LEN
 #: Shorter side, in pixels, the frame is scaled to before the image trunk (training's frame scale).
 SHORT_SIDE = 256
-
-
-# ---------------------------------------------------------------- the model
-
-@dataclass
-class AVCModel:
-    """A trained (or random) L3-Net AVC model with its metadata.
-
-    Attributes
-    ----------
-    keras_model : keras.Model
-        :func:`openl3lite.network.build_avc_model` layout: layers ``spectrogram``,
-        ``audio_trunk``, ``image_trunk``, ``audio_pool4``, ``image_pool4`` and ``fusion``.
-    metadata : openl3lite.weights.ModelMetadata
-    """
-
-    keras_model: object
-    metadata: object
-
-    def part(self, name):
-        """The sub-model or layer ``name`` (``spectrogram``, ``audio_trunk``, ``image_trunk``,
-        ``audio_pool4``, ``image_pool4``, ``fusion``)."""
-        return self.keras_model.get_layer(name)
-
-
-def load_avc_model(path):
-    """Load an AVC model (both trunks and the fusion head) from an openl3lite model file.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A model file written by ``l3embed export`` (parts ``audio``, ``image`` and ``fusion``).
-
-    Returns
-    -------
-    AVCModel
-
-    Raises
-    ------
-    OpenL3liteError
-        If the file is missing or unreadable, is an OpenL3 weight file (one subnetwork, no fusion
-        head) or lacks any of the three parts.
-    """
-    from . import network, weights
-
-    path = os.fspath(path)
-    metadata, parts = weights.read_avc_model_file(path, "localisation")
-    channels = metadata.embedding_channels
-    keras_model = network.build_avc_model(
-        metadata.input_repr, metadata.width,
-        network.build_audio_trunk(metadata.input_repr, metadata.width, channels),
-        network.build_image_trunk(metadata.width, channels), network.build_fusion_head(channels),
-        network.build_pool4("audio", channels), network.build_pool4("image", channels))
-    weights.assign_avc_parts(keras_model, parts, path)
-    return AVCModel(keras_model, metadata)
-
-
-def random_avc_model(input_repr="mel128", width=0.25, seed=0):
-    """An AVC model with freshly initialised weights: the baseline a trained one is compared to.
-
-    Parameters
-    ----------
-    input_repr : str
-        ``linear``, ``mel128`` or ``mel256``.
-    width : float
-        Width multiplier of both trunks.
-    seed : int
-        Seed of Keras' initialisers.
-
-    Returns
-    -------
-    AVCModel
-    """
-    import keras
-
-    from . import network
-    from .weights import ModelMetadata
-
-    keras.utils.set_random_seed(seed)
-    metadata = ModelMetadata(name=f"random-w{width}", input_repr=input_repr, width=width,
-                             image_scaling="symmetric")
-    return AVCModel(network.build_avc_model(input_repr, width), metadata)
-
-
-def fusion_arrays(fusion):
-    """The fusion head's weights as numpy arrays, its BatchNorm (inference mode) folded into the
-    first layer.
-
-    Parameters
-    ----------
-    fusion : keras.Model
-        :func:`openl3lite.network.build_fusion_head` (layers ``fusion_fc1``, ``fusion_bn1``,
-        ``fusion_fc2``).
-
-    Returns
-    -------
-    tuple of np.ndarray, float32
-        ``(w1 (2C, 128), b1 (128,), w2 (128, 2), b2 (2,))`` with C the embedding channels: the
-        head is ``softmax(relu(x @ w1 + b1) @ w2 + b2)``.
-    """
-    w1, b1 = (np.asarray(a, np.float64) for a in fusion.get_layer("fusion_fc1").get_weights())
-    bn = fusion.get_layer("fusion_bn1")
-    gamma, beta, mean, var = (np.asarray(a, np.float64) for a in bn.get_weights())
-    scale = gamma / np.sqrt(var + bn.epsilon)
-    w1, b1 = w1 * scale, (b1 - mean) * scale + beta
-    w2, b2 = fusion.get_layer("fusion_fc2").get_weights()
-    return tuple(np.asarray(a, np.float32) for a in (w1, b1, w2, b2))
 
 
 # ---------------------------------------------------------------- pure scoring functions
@@ -159,7 +53,8 @@ def correspondence_logits(audio_vectors, image_vectors, fusion_weights):
         Broadcast against ``audio_vectors`` (e.g. (n, 1, 1, C) audio with (n, h, w, C) image
         positions).
     fusion_weights : tuple of np.ndarray
-        From :func:`fusion_arrays`.
+        From :func:`openl3lite.network.fusion_head_arrays` (or
+        :meth:`openl3lite.l3net.L3Net.fusion_arrays`).
 
     Returns
     -------
@@ -388,7 +283,7 @@ def correspondence_maps(model, images, windows, batch_size=8):
 
     Parameters
     ----------
-    model : AVCModel
+    model : openl3lite.l3net.L3Net
     images : np.ndarray, float32, shape (n, H, W, 3)
         From :func:`network_frames`.
     windows : np.ndarray, float32, shape (n, 48000)
@@ -404,12 +299,11 @@ def correspondence_maps(model, images, windows, batch_size=8):
 
     if len(images) != len(windows):
         raise OpenL3liteError(f"{len(images)} frames but {len(windows)} audio windows")
-    if batch_size < 1:
-        raise OpenL3liteError(f"invalid batch_size {batch_size}: must be at least 1")
-    image_trunk = _fully_convolutional(model.part("image_trunk"))
-    audio_trunk, spectrogram = model.part("audio_trunk"), model.part("spectrogram")
-    fusion = fusion_arrays(model.part("fusion"))
-    audio_pool4, image_pool4 = model.part("audio_pool4"), model.part("image_pool4")
+    check_batch_size(batch_size)
+    image_trunk = _fully_convolutional(model.image_trunk)
+    audio_trunk, spectrogram = model.audio_trunk, model.spectrogram
+    fusion = fusion_head_arrays(model.fusion)
+    audio_pool4, image_pool4 = model.audio_pool4, model.image_pool4
     parts = {"image_logit": [], "audio_logit": [], "pair_logit": [], "spectrogram": []}
     for start in range(0, len(images), batch_size):
         spec = spectrogram(windows[start:start + batch_size])
@@ -557,7 +451,7 @@ def localize_inputs(inputs, model, short_side=SHORT_SIDE, batch_size=8):
     Parameters
     ----------
     inputs : VideoInputs
-    model : AVCModel
+    model : openl3lite.l3net.L3Net
     short_side : int
         Shorter side the frame is scaled to for the image trunk.
     batch_size : int
@@ -580,7 +474,7 @@ def localize_video(path, model, fps=1.0, frame_indices=None, short_side=SHORT_SI
     Parameters
     ----------
     path : str or os.PathLike
-    model : AVCModel
+    model : openl3lite.l3net.L3Net
     fps : float or None
         Frames per second to take; None takes every frame.
     frame_indices : sequence of int, optional

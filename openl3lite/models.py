@@ -47,6 +47,13 @@ def _keras_name(text):
     return re.sub(r"[^0-9A-Za-z_]", "_", text)
 
 
+def _keep_untracked(model, attribute, value):
+    """Set an attribute that Keras (and torch) do not track: the trunk is already one of the
+    model's layers, and tracking it a second time under another name would list its weights
+    twice in saved files."""
+    object.__setattr__(model, attribute, value)
+
+
 def _as_metadata(metadata):
     return metadata if isinstance(metadata, ModelMetadata) else ModelMetadata.from_dict(metadata)
 
@@ -69,17 +76,22 @@ class AudioEmbeddingModel(keras.Model):
         ``kapre`` or ``librosa``.
     name : str, optional
         Keras name.
+    trunk : keras.Model, optional
+        An audio trunk to use (and share weights with), e.g. an
+        :class:`~openl3lite.l3net.L3Net`'s; a new one if None.
 
     The weights are random until a loader sets them.
     """
 
-    def __init__(self, metadata, embedding_size=6144, frontend="kapre", name=None, **kwargs):
+    def __init__(self, metadata, embedding_size=6144, frontend="kapre", name=None, trunk=None,
+                 **kwargs):
         metadata = _as_metadata(metadata)
         check_choice("input_repr", metadata.input_repr, INPUT_REPRS)
         check_choice("frontend", frontend, FRONTENDS)
         _check_embedding_size("audio", embedding_size, metadata.embedding_channels)
-        trunk = network.build_audio_trunk(metadata.input_repr, metadata.width,
-                                          metadata.embedding_channels)
+        if trunk is None:
+            trunk = network.build_audio_trunk(metadata.input_repr, metadata.width,
+                                              metadata.embedding_channels)
         graph = network.build_audio_embedding_model(metadata.input_repr, embedding_size,
                                                     frontend=frontend, trunk=trunk)
         # one input tensor, not a list of one: Keras' torch backend warns on every batch shape
@@ -90,6 +102,7 @@ class AudioEmbeddingModel(keras.Model):
         self.metadata = metadata
         self.embedding_size = int(embedding_size)
         self.frontend = frontend
+        _keep_untracked(self, "_trunk", trunk)
 
     @property
     def input_repr(self):
@@ -99,7 +112,7 @@ class AudioEmbeddingModel(keras.Model):
     @property
     def trunk(self):
         """The audio trunk sub-model (spectrogram -> conv4_2 feature map)."""
-        return self.get_layer("audio_trunk")
+        return self._trunk
 
     def get_config(self):
         return {"metadata": self.metadata.to_dict(), "embedding_size": self.embedding_size,
@@ -123,18 +136,22 @@ class ImageEmbeddingModel(keras.Model):
     embedding_size : int
         8192 or 512 for the full-width network.
     name : str, optional
+    trunk : keras.Model, optional
+        An image trunk to use (and share weights with); a new one if None.
     """
 
-    def __init__(self, metadata, embedding_size=8192, name=None, **kwargs):
+    def __init__(self, metadata, embedding_size=8192, name=None, trunk=None, **kwargs):
         metadata = _as_metadata(metadata)
         _check_embedding_size("image", embedding_size, metadata.embedding_channels)
-        trunk = network.build_image_trunk(metadata.width, metadata.embedding_channels)
+        if trunk is None:
+            trunk = network.build_image_trunk(metadata.width, metadata.embedding_channels)
         graph = network.build_image_embedding_model(embedding_size, trunk=trunk)
         super().__init__(graph.inputs[0], graph.outputs[0],  # one tensor: see AudioEmbeddingModel
                          name=name or _keras_name(f"{metadata.name}_image_{embedding_size}"),
                          **kwargs)
         self.metadata = metadata
         self.embedding_size = int(embedding_size)
+        _keep_untracked(self, "_trunk", trunk)
 
     @property
     def image_scaling(self):
@@ -143,8 +160,8 @@ class ImageEmbeddingModel(keras.Model):
 
     @property
     def trunk(self):
-        """The image trunk sub-model."""
-        return self.get_layer("image_trunk")
+        """The image trunk sub-model (image -> conv4_2 feature map)."""
+        return self._trunk
 
     def get_config(self):
         return {"metadata": self.metadata.to_dict(), "embedding_size": self.embedding_size,

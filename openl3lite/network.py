@@ -19,13 +19,17 @@ AVC network (training): each trunk -> pool4 (conv4_2's BN and ReLU, then a max o
 positions, as in the paper) -> 512-D vector; concat -> fusion head FC 128 BN ReLU -> FC 2
 softmax (the BN is ours, see :func:`build_fusion_head`).
 Embeddings are taken before that BN and ReLU, as OpenL3 takes them.
+
+This module builds the parts; :class:`openl3lite.l3net.L3Net` holds a whole network's parts as
+attributes and composes them. Only this module reaches a layer inside a part by its name.
 """
 
 import keras
+import numpy as np
 from keras import layers
 
 from .facts import WINDOW_LEN
-from .frontend import INPUT_REPRS, Spectrogram, spectrogram_shape
+from .frontend import Spectrogram, spectrogram_shape
 
 BLOCK_FILTERS = (64, 128, 256, 512)
 EMBEDDING_CHANNELS = 512
@@ -315,52 +319,52 @@ def pool4_activations(pool4, features):
     return keras.ops.convert_to_numpy(pool4.get_layer("relu4_2")(x))
 
 
-def build_avc_model(input_repr="mel256", width=1.0, audio_trunk=None, image_trunk=None,
-                    fusion=None, audio_pool4=None, image_pool4=None):
-    """The full L3-Net for the audio-visual correspondence task.
-
-    Each trunk's conv4_2 output goes through BN and ReLU and is max-pooled over all positions
-    (the paper's pool4, :func:`build_pool4`) to a 512-D vector; the fusion head classifies the
-    concatenated pair.
+def fusion_head_layers(fusion):
+    """The weighted layers of a fusion head.
 
     Parameters
     ----------
-    input_repr : str
-        Audio input representation.
-    width : float
-        Width multiplier of both trunks.
-    audio_trunk, image_trunk, fusion, audio_pool4, image_pool4 : keras.Model, optional
-        Existing parts to reuse.
+    fusion : keras.Model
+        From :func:`build_fusion_head`.
 
     Returns
     -------
-    keras.Model
-        Inputs ``{"audio": (batch, 48000) float32 waveform at 48 kHz, "image": (batch, 224, 224,
-        3) float32 in [-1, 1]}``; output (batch, 2) float32 probabilities.
+    tuple of keras.layers.Layer
+        ``(fc1, bn1, fc2)``: Dense(128), its BatchNormalization and the Dense(2) output layer.
     """
-    if input_repr not in INPUT_REPRS:
-        raise ValueError(f"unknown input_repr {input_repr!r}")
-    audio_trunk = audio_trunk or build_audio_trunk(input_repr, width)
-    image_trunk = image_trunk or build_image_trunk(width)
-    channels = audio_trunk.output_shape[-1]
-    fusion = fusion or build_fusion_head(channels)
-    audio_pool4 = audio_pool4 or build_pool4("audio", channels)
-    image_pool4 = image_pool4 or build_pool4("image", image_trunk.output_shape[-1])
-    audio_in = keras.Input((WINDOW_LEN,), name="audio")
-    image_in = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
-    spectrogram = Spectrogram(input_repr, name="spectrogram")(audio_in)
-    audio_vec = audio_pool4(audio_trunk(spectrogram))
-    image_vec = image_pool4(image_trunk(image_in))
-    joint = layers.Concatenate(name="audio_image_vector")([audio_vec, image_vec])
-    outputs = fusion(joint)
-    return keras.Model({"audio": audio_in, "image": image_in}, outputs, name="l3net_avc")
+    return tuple(fusion.get_layer(f"fusion_{name}") for name in ("fc1", "bn1", "fc2"))
+
+
+def fusion_head_arrays(fusion):
+    """A fusion head's weights as numpy arrays, its BatchNorm (inference mode) folded into the
+    first layer.
+
+    Parameters
+    ----------
+    fusion : keras.Model
+        A fusion head; its layers are read with :func:`fusion_head_layers`.
+
+    Returns
+    -------
+    tuple of np.ndarray, float32
+        ``(w1 (2C, 128), b1 (128,), w2 (128, 2), b2 (2,))`` with C the embedding channels: the
+        head is ``softmax(relu(x @ w1 + b1) @ w2 + b2)``.
+    """
+    fc1, bn, fc2 = fusion_head_layers(fusion)
+    w1, b1 = (np.asarray(a, np.float64) for a in fc1.get_weights())
+    gamma, beta, mean, var = (np.asarray(a, np.float64) for a in bn.get_weights())
+    scale = gamma / np.sqrt(var + bn.epsilon)
+    w1, b1 = w1 * scale, (b1 - mean) * scale + beta
+    w2, b2 = fc2.get_weights()
+    return tuple(np.asarray(a, np.float32) for a in (w1, b1, w2, b2))
 
 
 class PairwiseFusion(layers.Layer):
     """Apply the fusion head to every (image, audio) combination of a batch.
 
     Row ``i``, column ``j`` of the output scores image ``i`` against audio clip ``j``: the
-    head sees ``concat(audio_vec[j], image_vec[i])``, the same order as :func:`build_avc_model`.
+    head sees ``concat(audio_vec[j], image_vec[i])``, the same order as
+    :attr:`openl3lite.l3net.L3Net.avc_model`.
 
     Parameters
     ----------
@@ -384,30 +388,3 @@ class PairwiseFusion(layers.Layer):
 
     def compute_output_shape(self, audio_vec_shape, image_vec_shape):
         return (image_vec_shape[0], image_vec_shape[0], 2)
-
-
-def build_avc_all_pairs_model(avc_model):
-    """Score every image of a batch against every audio clip of it, sharing ``avc_model``'s layers.
-
-    Used for training with in-batch negatives: B corresponding (frame, clip) pairs give B
-    positives and up to B * (B - 1) negatives for the cost of B forward passes per subnetwork.
-
-    Parameters
-    ----------
-    avc_model : keras.Model
-        From :func:`build_avc_model`; its layers (and so its weights) are reused.
-
-    Returns
-    -------
-    keras.Model
-        Same inputs as ``avc_model``; output (B, B, 2) float32 probabilities, ``[i, j]`` for
-        image ``i`` with audio clip ``j``.
-    """
-    audio_in = keras.Input((WINDOW_LEN,), name="audio")
-    image_in = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
-    spectrogram = avc_model.get_layer("spectrogram")(audio_in)
-    audio_vec = avc_model.get_layer("audio_pool4")(avc_model.get_layer("audio_trunk")(spectrogram))
-    image_vec = avc_model.get_layer("image_pool4")(avc_model.get_layer("image_trunk")(image_in))
-    outputs = PairwiseFusion(avc_model.get_layer("fusion"), name="pairwise_fusion")(audio_vec,
-                                                                                    image_vec)
-    return keras.Model({"audio": audio_in, "image": image_in}, outputs, name="l3net_avc_all_pairs")

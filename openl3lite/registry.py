@@ -19,7 +19,14 @@ from pathlib import Path
 
 from . import hub
 from .errors import OpenL3liteError
-from .facts import CONTENT_TYPES, DEFAULT_CONTENT_TYPE, DEFAULT_INPUT_REPR, INPUT_REPRS
+from .facts import (
+    AUDIO_EMBEDDING_SIZES,
+    CONTENT_TYPES,
+    DEFAULT_CONTENT_TYPE,
+    DEFAULT_INPUT_REPR,
+    IMAGE_EMBEDDING_SIZES,
+    INPUT_REPRS,
+)
 
 #: What the full-width OpenL3 networks hold, for the listing of models not yet downloaded:
 #: the decompressed ``.h5`` of each part is about this size (float32 weights and the file's
@@ -59,6 +66,15 @@ class ModelEntry:
     card : str or None
         Model card file name (shipped models).
     citation : str or None
+    width : float
+        Width multiplier of the trunks (1.0: OpenL3's full-size networks).
+    image_scaling : str
+        How its image network wants images scaled (``openl3`` or ``symmetric``, see
+        :mod:`openl3lite.image`).
+    fusion_head : bool
+        Whether its file holds the whole AVC network (pool4 stages and fusion head too), as
+        ``l3embed localize``, ``evaluate-avc`` and ``train --init-from`` need; OpenL3's
+        published files hold one subnetwork each.
     """
 
     name: str
@@ -70,6 +86,18 @@ class ModelEntry:
     parts: dict = field(default_factory=dict)
     card: str = None
     citation: str = None
+    width: float = 1.0
+    image_scaling: str = "openl3"
+    fusion_head: bool = False
+
+    def parameters_text(self):
+        """One line of the model's parameters, e.g. ``mel128, width 0.125, ...``."""
+        sizes = {"audio": AUDIO_EMBEDDING_SIZES, "image": IMAGE_EMBEDDING_SIZES}
+        embeddings = ", ".join(f"{part} {' or '.join(map(str, sizes[part]))}-D"
+                               for part in ("audio", "image") if part in self.parts)
+        head = "whole AVC network" if self.fusion_head else "no fusion head"
+        return (f"{self.input_repr}, width {self.width:g}, {embeddings}, "
+                f"{self.image_scaling} image scaling, {head}")
 
 
 def shipped_dir():
@@ -122,7 +150,8 @@ def _openl3_entries():
                 description=f"{_OPENL3_DESCRIPTIONS[content_type]}; audio: "
                             f"{_REPR_WORDS[input_repr]}",
                 licence="CC BY 4.0", input_repr=input_repr, content_type=content_type,
-                parts=files[name], citation=OPENL3_CITATION))
+                parts=files[name], citation=OPENL3_CITATION, width=1.0,
+                image_scaling="openl3", fusion_head=False))
     return entries
 
 
@@ -130,7 +159,9 @@ def _shipped_entries():
     registry = load_shipped_registry()
     return [ModelEntry(name=name, kind="shipped", description=record.get("description", ""),
                        licence=record.get("licence", ""), input_repr=record["input_repr"],
-                       parts={"audio": record, "image": record}, card=record.get("card"))
+                       parts={"audio": record, "image": record}, card=record.get("card"),
+                       width=float(record["width"]), image_scaling=record["image_scaling"],
+                       fusion_head=bool(record["fusion_head"]))
             for name, record in registry.get("models", {}).items()]
 
 

@@ -2,7 +2,8 @@
 that use them are in :mod:`openl3lite.registry`).
 
 Our model file is one HDF5 file holding any of the parts ``audio`` (audio trunk), ``image``
-(image trunk) and ``fusion`` (AVC head), each as ``<part>/<layer name>/<index>`` datasets, and
+(image trunk), ``audio_pool4`` / ``image_pool4`` (conv4_2's BN and ReLU before the AVC pooling)
+and ``fusion`` (AVC head), each as ``<part>/<layer name>/<index>`` datasets, and
 the model's metadata (JSON in the root attribute ``openl3lite``): input representation, width,
 frontend and image scaling, so a model always gets the preprocessing it was trained with.
 """
@@ -192,11 +193,10 @@ def assign_positional_weights(model, layer_weights, source):
         layer.set_weights(arrays)
 
 
-#: The parts of a full model file (``l3embed export``) and the layer of the AVC model
-#: (:func:`openl3lite.network.build_avc_model`) each holds: both trunks, their pool4 stages
-#: (conv4_2's BN and ReLU, which the AVC network applies before pooling) and the fusion head.
-AVC_PARTS = {"audio": "audio_trunk", "image": "image_trunk", "audio_pool4": "audio_pool4",
-             "image_pool4": "image_pool4", "fusion": "fusion"}
+#: The parts of a full model file (``l3embed export``), as :meth:`openl3lite.l3net.L3Net.parts`
+#: names them: both trunks, their pool4 stages (conv4_2's BN and ReLU, which the AVC network
+#: applies before pooling) and the fusion head.
+AVC_PARTS = ("audio", "image", "audio_pool4", "image_pool4", "fusion")
 
 
 def save_model_file(path, parts, metadata):
@@ -305,8 +305,8 @@ def refuse_openl3_weight_file(path, purpose):
     if is_openl3_weight_file(path):
         raise OpenL3liteError(
             f"{path}: an OpenL3 weight file holds one subnetwork and no fusion head; "
-            f"{purpose} needs a model file written by `l3embed export` (audio, image and "
-            "fusion parts)")
+            f"{purpose} needs a model file written by `l3embed export` (both subnetworks, "
+            "their pool4 stages and the fusion head)")
 
 
 def read_avc_model_file(path, purpose):
@@ -338,22 +338,6 @@ def read_avc_model_file(path, purpose):
             "and image subnetworks, their pool4 stages and the fusion head, as `l3embed export` "
             "writes them (files exported before pool4 had BN and ReLU must be exported again)")
     return metadata, parts
-
-
-def assign_avc_parts(avc_model, parts, source):
-    """Set an AVC model's weights, BatchNorm statistics included, from a model file's parts.
-
-    Parameters
-    ----------
-    avc_model : keras.Model
-        From :func:`openl3lite.network.build_avc_model`; changed in place.
-    parts : dict
-        From :func:`read_avc_model_file`.
-    source : str
-        The file, for error messages.
-    """
-    for part, layer_name in AVC_PARTS.items():
-        assign_named_weights(avc_model.get_layer(layer_name), parts[part], source, part)
 
 
 def sha256_of(path):

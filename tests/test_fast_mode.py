@@ -192,7 +192,7 @@ def test_fast_mode_needs_a_trunk():
 
     inputs = keras.Input((48000,))
     bare = keras.Model(inputs, keras.layers.Dense(4)(inputs[:, :16]))
-    with pytest.raises(OpenL3liteError, match="audio_trunk"):
+    with pytest.raises(OpenL3liteError, match="needs an openl3lite audio model"):
         openl3lite.get_audio_embedding(np.full(48000, 0.1), 48000, model=bare, mode="fast",
                                        verbose=False)
 

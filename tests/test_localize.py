@@ -13,6 +13,7 @@ from conftest import FIXTURES, FSDD, REPO, require
 from openl3lite import localize, network, weights
 from openl3lite.cli import main
 from openl3lite.errors import OpenL3liteError
+from openl3lite.l3net import L3Net
 
 WIDTH = 0.0625
 
@@ -37,19 +38,18 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model():
-    avc = localize.random_avc_model("mel128", WIDTH, seed=1)
+    avc = L3Net.random("mel128", WIDTH, seed=1)
     rng = np.random.default_rng(7)
-    for part in ("audio_pool4", "image_pool4"):  # as after training: not the identity-like init
-        bn = avc.part(part).get_layer("bn4_2")
+    for pool4 in (avc.audio_pool4, avc.image_pool4):  # as after training: not the identity init
+        bn = pool4.get_layer("bn4_2")
         gamma, beta, mean, var = bn.get_weights()
         bn.set_weights([rng.uniform(0.5, 2, gamma.shape), rng.normal(0, 0.5, beta.shape),
                         rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 2, var.shape)])
     return avc
 
 
-def _save(model, path, parts=tuple(weights.AVC_PARTS)):
-    weights.save_model_file(path, {p: model.part(weights.AVC_PARTS[p]) for p in parts},
-                            model.metadata)
+def _save(model, path, parts=weights.AVC_PARTS):
+    weights.save_model_file(path, {p: model.parts()[p] for p in parts}, model.metadata)
     return path
 
 
@@ -68,18 +68,18 @@ def test_logits_are_the_fusion_heads_output():
                     rng.uniform(0.2, 2, 128)])
     audio, image = rng.normal(size=(5, 16)), rng.normal(size=(5, 16))
     expected = fusion.predict(np.concatenate([audio, image], 1).astype(np.float32), verbose=0)
-    logits = localize.correspondence_logits(audio, image, localize.fusion_arrays(fusion))
+    logits = localize.correspondence_logits(audio, image, network.fusion_head_arrays(fusion))
     assert logits.shape == (5,)
     np.testing.assert_allclose(localize.probability(logits), expected[:, 1], atol=1e-5)
     # broadcasting one audio vector against a grid of positions == scoring each pair
     grid = rng.normal(size=(3, 4, 16))
-    maps = localize.correspondence_logits(audio[0], grid, localize.fusion_arrays(fusion))
+    maps = localize.correspondence_logits(audio[0], grid, network.fusion_head_arrays(fusion))
     assert maps.shape == (3, 4)
     np.testing.assert_allclose(
         maps[2, 1], localize.correspondence_logits(audio[0], grid[2, 1],
-                                                   localize.fusion_arrays(fusion)), rtol=1e-5)
+                                                   network.fusion_head_arrays(fusion)), rtol=1e-5)
     with pytest.raises(OpenL3liteError, match="fusion head"):
-        localize.correspondence_logits(audio[:, :8], image[:, :8], localize.fusion_arrays(fusion))
+        localize.correspondence_logits(audio[:, :8], image[:, :8], network.fusion_head_arrays(fusion))
 
 
 def test_pointing_geometry():
@@ -125,40 +125,39 @@ def test_maps_agree_with_the_avc_model(model):
     assert maps.image_logit.shape == (3, 28, 28)
     assert maps.audio_logit.shape == (3, 16, 24)  # mel128: 128 / 8 rows, 199 // 8 columns
     assert maps.spectrogram.shape == (3, 128, 199)
-    expected = model.keras_model.predict({"audio": windows, "image": images}, verbose=0)[:, 1]
+    expected = model.avc_model.predict({"audio": windows, "image": images}, verbose=0)[:, 1]
     np.testing.assert_allclose(localize.probability(maps.pair_logit), expected, atol=1e-5)
     # the image map pairs the pooled audio vector with each position's own features (both
     # after conv4_2's BN and ReLU, which pool4 takes the maximum of)
-    features = network.pool4_activations(model.part("image_pool4"),
-                                         model.part("image_trunk")(images))
-    spec = model.part("spectrogram")(windows)
-    audio_vec = network.pool4_activations(model.part("audio_pool4"),
-                                          model.part("audio_trunk")(spec)).max(axis=(1, 2))
+    features = network.pool4_activations(model.image_pool4, model.image_trunk(images))
+    spec = model.spectrogram(windows)
+    audio_vec = network.pool4_activations(model.audio_pool4,
+                                          model.audio_trunk(spec)).max(axis=(1, 2))
     joint = np.concatenate([audio_vec[0], features[0, 5, 7]])[None].astype(np.float32)
-    p = model.part("fusion").predict(joint, verbose=0)[0, 1]
+    p = model.fusion.predict(joint, verbose=0)[0, 1]
     assert localize.probability(maps.image_logit[0, 5, 7]) == pytest.approx(p, abs=1e-5)
     with pytest.raises(OpenL3liteError, match="2 audio windows"):
         localize.correspondence_maps(model, images, windows[:2])
 
 
 def test_model_file_round_trip_and_refusals(model, model_file, tmp_path):
-    loaded = localize.load_avc_model(model_file)
+    loaded = L3Net.from_file(model_file, "localisation")
     assert loaded.metadata.width == WIDTH and loaded.metadata.input_repr == "mel128"
     rng = np.random.default_rng(1)
     inputs = {"audio": rng.normal(0, 0.1, (2, 48000)).astype(np.float32),
               "image": rng.uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)}
-    np.testing.assert_allclose(loaded.keras_model.predict(inputs, verbose=0),
-                               model.keras_model.predict(inputs, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(loaded.avc_model.predict(inputs, verbose=0),
+                               model.avc_model.predict(inputs, verbose=0), atol=1e-6)
     no_fusion = _save(model, tmp_path / "nofusion.h5", ("audio", "image"))
     with pytest.raises(OpenL3liteError, match=r"nofusion\.h5.*no fusion part"):
-        localize.load_avc_model(no_fusion)
+        L3Net.from_file(no_fusion, "localisation")
     with pytest.raises(OpenL3liteError, match="no fusion head"):
-        localize.load_avc_model(require(FIXTURES / "openl3_audio_random.h5"))
+        L3Net.from_file(require(FIXTURES / "openl3_audio_random.h5"), "localisation")
     with pytest.raises(OpenL3liteError, match="missing.h5: model file not found"):
-        localize.load_avc_model(tmp_path / "missing.h5")
+        L3Net.from_file(tmp_path / "missing.h5", "localisation")
     (tmp_path / "junk.h5").write_text("not hdf5")
     with pytest.raises(OpenL3liteError, match="junk.h5"):
-        localize.load_avc_model(tmp_path / "junk.h5")
+        L3Net.from_file(tmp_path / "junk.h5", "localisation")
 
 
 def test_localize_video(model, corpus, tmp_path):
@@ -246,7 +245,7 @@ def test_pointing_game_script(model_file, corpus, tmp_path):
     share = np.mean([(b[2] - b[0]) * (b[3] - b[1]) / 128 ** 2 for b in boxes])
     assert results["chance"]["accuracy"] == pytest.approx(share)
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in results.values())
-    mine = localize.localize_video(corpus / "theo_000.mp4", localize.load_avc_model(model_file),
+    mine = localize.localize_video(corpus / "theo_000.mp4", L3Net.from_file(model_file),
                                    fps=None, frame_indices=indices)
     hits = localize.pointing_hits(mine.peaks(), boxes)
     assert results[f"trained (random-w{WIDTH})"]["accuracy"] == pytest.approx(hits.mean())

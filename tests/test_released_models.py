@@ -31,6 +31,16 @@ def test_registry_entries_exist_match_their_checksums_and_have_cards():
         assert metadata.name == name and metadata.input_repr == entry["input_repr"]
         assert metadata.image_scaling == "symmetric"
         assert f"width {metadata.width:g}" in card.replace("width multiplier", "width")
+        # the registry's parameters are the file's own
+        listed = registry.get_model(name)
+        assert (listed.width, listed.image_scaling) == (metadata.width, metadata.image_scaling)
+        _, parts = weights.read_model_file(str(path))
+        assert listed.fusion_head == set(weights.AVC_PARTS).issubset(parts)
+        assert listed.parameters_text().startswith(f"{metadata.input_repr}, width "
+                                                   f"{metadata.width:g}, audio 6144 or 512-D")
+    for entry in registry.all_models():
+        if entry.kind == "openl3":
+            assert (entry.width, entry.image_scaling, entry.fusion_head) == (1.0, "openl3", False)
     names = openl3lite.list_models()
     assert names[0] == shipped["default"]
     assert [n for n in names if n.startswith("openl3-")] == [

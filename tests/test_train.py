@@ -195,8 +195,8 @@ def test_loading_a_checkpoint_that_a_running_training_replaces(dataset, tmp_path
                                                            checkpoint="step-00000003.npz")))
 
     monkeypatch.setattr(checkpoints.time, "sleep", newer_checkpoint_arrives)
-    model, loaded = load_checkpoint(run)
-    assert loaded["step"] == 3 and model.count_params() > 0
+    net, loaded = load_checkpoint(run)
+    assert loaded["step"] == 3 and net.avc_model.count_params() > 0
     (folder / "step-00000003.npz").unlink()
     monkeypatch.setattr(checkpoints.time, "sleep", lambda seconds: None)
     with pytest.raises(OpenL3liteError, match="names step-00000003.npz, which is missing"):
@@ -379,11 +379,11 @@ def test_data_parallel_over_two_devices_on_jax(dataset, tmp_path):
 def test_all_pairs_model_scores_every_combination_like_the_pair_model():
     import keras
 
-    from openl3lite.network import build_avc_all_pairs_model, build_avc_model
+    from openl3lite.l3net import L3Net
 
-    keras.utils.set_random_seed(4)
-    avc = build_avc_model("mel128", width=0.0625)
-    grid_model = build_avc_all_pairs_model(avc)
+    net = L3Net.random("mel128", width=0.0625, seed=4)
+    avc, grid_model = net.avc_model, net.all_pairs_model()
+    assert grid_model is net.all_pairs_model()  # made once
     assert {id(v) for v in grid_model.weights} == {id(v) for v in avc.weights}  # shared
     rng = np.random.default_rng(0)
     audio = rng.uniform(-0.3, 0.3, (3, 48000)).astype(np.float32)
@@ -418,7 +418,6 @@ def test_train_with_in_batch_negatives_resume_and_export(dataset, tmp_path):
     # The checkpoint's BatchNorm statistics were recomputed with the final weights on the run's
     # fixed BN batches: recomputing them again changes nothing (the moving averages of 4
     # steps at momentum 0.99 would still be near their initial 0 and 1).
-    from openl3lite.network import build_avc_all_pairs_model
     from openl3lite.training.batches import _pair_dataset, refresh_batchnorm
     from openl3lite.training.batchnorm import batchnorm_layers
     from openl3lite.training.prepare import load_manifest
@@ -429,12 +428,13 @@ def test_train_with_in_batch_negatives_resume_and_export(dataset, tmp_path):
         return [np.array(v) for layer in batchnorm_layers(model)
                 for v in (layer.moving_mean, layer.moving_variance)]
 
-    avc_model, _ = load_checkpoint(run, optimizer=False)
+    net, _ = load_checkpoint(run, optimizer=False)
+    avc_model = net.avc_model
     saved = statistics(avc_model)
     assert len(saved) == 2 * 19  # every BatchNorm of both trunks, both pool4s and the head
     train_ids, _ = split_videos(load_manifest(dataset), TINY["val_fraction"], 0)
     bn_sampler = _pair_dataset(dataset, train_ids, TINY["batch_size"], 0, True, "in-batch")
-    refresh_batchnorm(build_avc_all_pairs_model(avc_model), avc_model, bn_sampler,
+    refresh_batchnorm(net.all_pairs_model(), avc_model, bn_sampler,
                       TrainConfig.bn_batches)
     for before, after in zip(saved, statistics(avc_model)):
         np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-5)
@@ -454,10 +454,10 @@ def test_training_starts_every_pair_at_one_half(dataset):
     from openl3lite.training.train import TrainConfig, build_models
 
     config = TrainConfig(dataset_dir=dataset, width=0.0625, negatives="in-batch")
-    train_model, avc_model = build_models(config)
+    train_model, net = build_models(config)
     inputs, labels = PairSampler(dataset, batch_size=4, seed=2).sample_batch(0)
-    np.testing.assert_allclose(np.asarray(avc_model.predict_on_batch(inputs)), 0.5, atol=1e-7)
-    hidden = avc_model.get_layer("fusion").get_layer("fusion_fc1").get_weights()[0]
+    np.testing.assert_allclose(np.asarray(net.predict_on_batch(inputs)), 0.5, atol=1e-7)
+    hidden = net.fusion_layers()[0].get_weights()[0]
     assert hidden.std() > 0.01  # only the output layer starts at zero
     assert train_model.output_shape == (None, None, 2)
 
@@ -469,8 +469,8 @@ def test_matching_head_init_scores_equal_vectors_as_corresponding(dataset):
 
     config = TrainConfig(dataset_dir=dataset, width=0.0625, negatives="in-batch",
                          head_init="matching")
-    _, avc_model = build_models(config)
-    fusion = avc_model.get_layer("fusion")
+    _, net = build_models(config)
+    fusion = net.fusion
     channels = fusion.input_shape[-1] // 2
     rng = np.random.default_rng(0)
     audio = np.abs(rng.normal(size=(64, channels))).astype("float32")

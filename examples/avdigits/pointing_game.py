@@ -93,7 +93,7 @@ def play(models, videos, batch_size=8, keep=0, progress=True):
 
     Parameters
     ----------
-    models : dict of str -> openl3lite.localize.AVCModel
+    models : dict of str -> openl3lite.l3net.L3Net
     videos : list of (str, dict)
         From :func:`corpus_videos`.
     batch_size : int
@@ -180,12 +180,12 @@ def run(corpus_dir, model_path, out_dir, split="heldout", seed=0, max_videos=Non
     dict
         What ``pointing_game.json`` holds.
     """
-    from openl3lite import localize
     from openl3lite.errors import OpenL3liteError
+    from openl3lite.l3net import L3Net
 
-    model = localize.load_avc_model(model_path)
+    model = L3Net.from_file(model_path, "localisation")
     meta = model.metadata
-    baseline = localize.random_avc_model(meta.input_repr, meta.width, seed)
+    baseline = L3Net.random(meta.input_repr, meta.width, seed)
     videos = corpus_videos(corpus_dir, split)[:max_videos]
     names = (f"trained ({meta.name})", f"random weights (seed {seed})")
     played = play(dict(zip(names, (model, baseline))), videos, batch_size, examples, progress)

@@ -227,7 +227,7 @@ def run(dataset_dir, modality="image", steps=200, batch_size=32, width=0.125,
 
 
 def build_parser():
-    from openl3lite.network import INPUT_REPRS
+    from openl3lite.facts import INPUT_REPRS
 
     parser = argparse.ArgumentParser(prog="supervised_check.py",
                                      description=__doc__.split("\n")[0])

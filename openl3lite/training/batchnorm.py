@@ -11,8 +11,10 @@ scored 0.680 with them and 0.712 with statistics recomputed over 50 training bat
 :func:`recompute_batchnorm_statistics` replaces each layer's moving mean and variance with the
 average over a few batches of the statistics that training mode computes, so inference
 normalises as training did (Wu & Johnson, "Rethinking 'Batch' in BatchNorm", 2021, call this
-precise BN). Training uses it before every evaluation and checkpoint, so logged accuracies
-and exported weights use population statistics of the weights they were measured with.
+precise BN). With ``bn_batches > 0`` (the default) training uses it before every evaluation
+and checkpoint, so logged accuracies and exported weights use population statistics of the
+weights they were measured with; ``l3embed export --bn-batches`` applies it to a checkpoint
+written without.
 """
 
 

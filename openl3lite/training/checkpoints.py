@@ -205,8 +205,9 @@ def load_checkpoint(run_dir_or_checkpoint, optimizer=True, bn_batches=0):
 
     Returns
     -------
-    model : keras.Model
-        Compiled AVC model (pairs in, (B, 2) probabilities out), whatever the run's negatives.
+    net : openl3lite.l3net.L3Net
+        The network with the checkpoint's weights; its ``avc_model`` (pairs in, (B, 2)
+        probabilities out) is compiled, whatever the run's negatives.
     state : dict
         The checkpoint's ``state.json``.
     """
@@ -214,16 +215,16 @@ def load_checkpoint(run_dir_or_checkpoint, optimizer=True, bn_batches=0):
         raise OpenL3liteError(f"invalid bn_batches {bn_batches!r}: must be an integer >= 0")
     state, path, arrays = _read_latest_checkpoint(run_dir_or_checkpoint)
     config = config_from_dict(state["config"])
-    train_model, avc_model = build_models(config)
+    train_model, net = build_models(config)
     _assign_checkpoint(train_model, arrays, optimizer, path)
     if bn_batches:
         if not os.path.isdir(config.dataset_dir):
             raise OpenL3liteError(f"{config.dataset_dir}: the run's dataset is gone; BatchNorm "
                                   "statistics cannot be recomputed without it")
         train_ids, _ = split(config)
-        refresh_batchnorm(train_model, avc_model, batchnorm_sampler(config, train_ids),
+        refresh_batchnorm(train_model, net.avc_model, batchnorm_sampler(config, train_ids),
                           int(bn_batches))
-    return avc_model, state
+    return net, state
 
 
 def checkpoint_record(state, config):

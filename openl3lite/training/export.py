@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from ..errors import OpenL3liteError
-from ..weights import AVC_PARTS, ModelMetadata, save_model_file
+from ..weights import ModelMetadata
 
 #: Largest absolute difference allowed between trained and reloaded features (float32 round-off).
 VERIFY_ATOL = 1e-4
@@ -106,8 +106,8 @@ def export_model(run_dir_or_checkpoint, out_path, name, extra=None, bn_batches=0
 
     if not name or not isinstance(name, str):
         raise OpenL3liteError(f"invalid model name {name!r}: must be a non-empty string")
-    model, state = load_checkpoint(run_dir_or_checkpoint, optimizer=False,
-                                   bn_batches=bn_batches)
+    net, state = load_checkpoint(run_dir_or_checkpoint, optimizer=False,
+                                 bn_batches=bn_batches)
     config = state["config"]
     details = training_details(state, extra)
     if bn_batches:
@@ -115,27 +115,29 @@ def export_model(run_dir_or_checkpoint, out_path, name, extra=None, bn_batches=0
     metadata = ModelMetadata(name=name, input_repr=config["input_repr"],
                              width=float(config["width"]), frontend="kapre",
                              image_scaling="symmetric", content_type=None, extra=details)
-    parts = {part: model.get_layer(layer) for part, layer in AVC_PARTS.items()}
     out_path = os.fspath(out_path)
-    save_model_file(out_path, parts, metadata)
-    verify_export(out_path, model)
+    net.save(out_path, metadata)
+    verify_export(out_path, net)
     return metadata
 
 
-def verify_export(path, model, seed=0):
-    """Check that a written model file computes what the trained AVC model computes.
+def verify_export(path, net, seed=0, batch=2):
+    """Check that a written model file computes what the trained network computes.
 
-    The audio embedding model loaded from ``path`` must give, on a random waveform, the global
+    The audio embedding model loaded from ``path`` must give, on random waveforms, the global
     max of the trained audio trunk's features (its 512-D embedding); the image model likewise on
-    a random image; and the image trunk's full feature maps must match.
+    random images; the image trunk's full feature maps must match; and the whole network
+    reloaded with :meth:`~openl3lite.l3net.L3Net.from_file` must score the same pairs alike.
 
     Parameters
     ----------
     path : str
         The written model file.
-    model : keras.Model
-        The trained AVC model (:func:`openl3lite.network.build_avc_model` layout).
+    net : openl3lite.l3net.L3Net
+        The trained network.
     seed : int
+    batch : int
+        Random inputs per check; their shapes are the network's own inputs.
 
     Raises
     ------
@@ -144,23 +146,29 @@ def verify_export(path, model, seed=0):
     """
     import keras
 
+    from ..l3net import L3Net
     from ..models import load_audio_embedding_model_from_path, load_image_embedding_model_from_path
 
     rng = np.random.default_rng(seed)
-    waveform = rng.uniform(-0.5, 0.5, (2, 48000)).astype(np.float32)
-    image = rng.uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
-    spectrogram = model.get_layer("spectrogram")(waveform)
+    shapes = {name: (batch,) + tuple(tensor.shape[1:])
+              for name, tensor in net.avc_model.input.items()}
+    pairs = {"audio": rng.uniform(-0.5, 0.5, shapes["audio"]).astype(np.float32),
+             "image": rng.uniform(-1, 1, shapes["image"]).astype(np.float32)}
+    waveform, image = pairs["audio"], pairs["image"]
+    channels = net.embedding_channels
     trained = {
-        "audio embedding": keras.ops.max(model.get_layer("audio_trunk")(spectrogram), axis=(1, 2)),
-        "image embedding": keras.ops.max(model.get_layer("image_trunk")(image), axis=(1, 2)),
-        "image features": model.get_layer("image_trunk")(image),
+        "audio embedding": keras.ops.max(net.audio_trunk(net.spectrogram(waveform)), axis=(1, 2)),
+        "image embedding": keras.ops.max(net.image_trunk(image), axis=(1, 2)),
+        "image features": net.image_trunk(image),
+        "pair scores": net.predict_on_batch(pairs),
     }
-    audio_model = load_audio_embedding_model_from_path(path, embedding_size=512)
-    image_model = load_image_embedding_model_from_path(path, embedding_size=512)
+    audio_model = load_audio_embedding_model_from_path(path, embedding_size=channels)
+    image_model = load_image_embedding_model_from_path(path, embedding_size=channels)
     loaded = {
         "audio embedding": audio_model(waveform[:, None, :]),
         "image embedding": image_model(image),
         "image features": image_model.trunk(image),
+        "pair scores": L3Net.from_file(path, "checking the export").predict_on_batch(pairs),
     }
     for key, expected in trained.items():
         got = keras.ops.convert_to_numpy(loaded[key])

@@ -58,8 +58,9 @@ class Run:
     ----------
     model : keras.Model
         The compiled training model (the optimizer steps it; checkpoints hold its variables).
-    avc_model : keras.Model
-        The pair model it trains (shares its layers), scored on the evaluation sets.
+    network : openl3lite.l3net.L3Net
+        The network it trains (the training model runs over its parts); its ``avc_model`` is
+        scored on the evaluation sets.
     config : TrainConfig
     run_dir : str
     sampler : object with ``sample_batch(k)``
@@ -73,7 +74,7 @@ class Run:
     """
 
     model: object
-    avc_model: object
+    network: object
     config: object
     run_dir: str
     sampler: object
@@ -137,7 +138,7 @@ def train_step(model, inputs, labels):
 
 def _refresh(run):
     """Recompute the BatchNorm statistics on the run's fixed batches (if it asks for it)."""
-    refresh_batchnorm(run.model, run.avc_model, run.bn_sampler, run.config.bn_batches)
+    refresh_batchnorm(run.model, run.network.avc_model, run.bn_sampler, run.config.bn_batches)
 
 
 def _checkpoint(run, state):
@@ -161,7 +162,7 @@ def log_row(run, state):
     dict
         The row (:func:`openl3lite.training.logs.metrics_row`).
     """
-    scores = {name: score_avc_batches(run.avc_model, batches)
+    scores = {name: score_avc_batches(run.network.avc_model, batches)
               for name, batches in run.eval_sets.items()}
     row = metrics_row(state, scores)
     state["history"].append(row)

@@ -10,7 +10,7 @@ from .config import ARCHITECTURE_KEYS
 from .runtime import resolve_jit_compile
 
 
-def zero_output_layer(avc_model):
+def zero_output_layer(net):
     """Start the fusion head's output layer at zero: every pair starts at p = 0.5.
 
     With a random output layer the head's initial outputs are noise, and the first thing
@@ -21,15 +21,15 @@ def zero_output_layer(avc_model):
 
     Parameters
     ----------
-    avc_model : keras.Model
-        From :func:`openl3lite.network.build_avc_model`; changed in place.
+    net : openl3lite.l3net.L3Net
+        Changed in place.
     """
-    output = avc_model.get_layer("fusion").get_layer("fusion_fc2")
+    output = net.fusion_layers()[-1]
     for variable in output.weights:
         variable.assign(np.zeros(tuple(variable.shape), "float32"))
 
 
-def matching_head_init(avc_model, scale=0.1, seed=0):
+def matching_head_init(net, scale=0.1, seed=0):
     """Start the fusion head as a distance between the audio and the image vector.
 
     The head keeps the paper's shape (FC 128, BN, ReLU, FC 2); only its starting weights change.
@@ -45,16 +45,14 @@ def matching_head_init(avc_model, scale=0.1, seed=0):
 
     Parameters
     ----------
-    avc_model : keras.Model
-        From :func:`openl3lite.network.build_avc_model`; changed in place.
+    net : openl3lite.l3net.L3Net
+        Changed in place.
     scale : float
         Output weight per hidden unit: the logit difference's spread at the start is about
         ``2 * scale * 4.8``.
     seed : int
     """
-    fusion = avc_model.get_layer("fusion")
-    hidden = fusion.get_layer("fusion_fc1")
-    output = fusion.get_layer("fusion_fc2")
+    hidden, _, output = net.fusion_layers()
     kernel = hidden.kernel
     depth, units = (int(d) for d in kernel.shape)
     channels = depth // 2
@@ -79,7 +77,7 @@ def matching_head_init(avc_model, scale=0.1, seed=0):
 
 
 def build_models(config):
-    """The compiled training model of a config and the AVC model it trains.
+    """The compiled training model of a config and the network it trains.
 
     Parameters
     ----------
@@ -90,26 +88,27 @@ def build_models(config):
     train_model : keras.Model
         What the optimizer steps, compiled with AdamW (its variables created), sparse
         categorical cross-entropy and accuracy. With ``negatives="sampled"`` it is
-        ``avc_model``; with ``"in-batch"`` it shares ``avc_model``'s layers and outputs the
-        (B, B, 2) scores of every frame-clip combination
-        (:func:`openl3lite.network.build_avc_all_pairs_model`). Checkpoints hold its variables.
-    avc_model : keras.Model
-        Inputs ``{"audio": (B, 48000) float32, "image": (B, 224, 224, 3) float32}``, output
-        (B, 2) softmax; compiled with the same loss and metric for evaluation on pairs.
+        ``net.avc_model``; with ``"in-batch"`` it is ``net.all_pairs_model()``, over the same
+        parts, which outputs the (B, B, 2) scores of every frame-clip combination. Checkpoints
+        hold its variables.
+    net : openl3lite.l3net.L3Net
+        The network (random weights, head started as ``config.head_init`` says); its
+        ``avc_model`` (inputs ``{"audio": (B, 48000) float32, "image": (B, 224, 224, 3)
+        float32}``, output (B, 2) softmax) is compiled with the same loss and metric for
+        evaluation on pairs.
     """
     import keras
 
-    from ..network import build_avc_all_pairs_model, build_avc_model
+    from ..l3net import L3Net
 
-    keras.utils.set_random_seed(config.seed)
     jit_compile = resolve_jit_compile(config.jit_compile)
-    avc_model = build_avc_model(config.input_repr, config.width)
+    net = L3Net.random(config.input_repr, config.width, seed=config.seed)
     if config.head_init == "matching":
-        matching_head_init(avc_model, seed=config.seed)
+        matching_head_init(net, seed=config.seed)
     else:
-        zero_output_layer(avc_model)
-    train_model = (build_avc_all_pairs_model(avc_model) if config.negatives == "in-batch"
-                   else avc_model)
+        zero_output_layer(net)
+    avc_model = net.avc_model
+    train_model = net.all_pairs_model() if config.negatives == "in-batch" else avc_model
     optimizer = keras.optimizers.AdamW(learning_rate=config.learning_rate,
                                        weight_decay=config.weight_decay)
     # in-batch steps weigh positives and negatives 50/50: the accuracy must use those weights
@@ -121,7 +120,7 @@ def build_models(config):
     if avc_model is not train_model:
         avc_model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                           jit_compile=jit_compile)
-    return train_model, avc_model
+    return train_model, net
 
 
 def initial_model_metadata(model_path):
@@ -163,7 +162,7 @@ def read_initial_weights(model_path, config):
     -------
     parts : dict of str -> dict of str -> list of np.ndarray
         Every part of the AVC network (both trunks, their pool4 stages, the fusion head), layer
-        name -> arrays; for :func:`openl3lite.weights.assign_avc_parts`.
+        name -> arrays; for :meth:`openl3lite.l3net.L3Net.set_parts`.
     record : dict
         What the run starts from, kept in its state and exported metadata (``init_from``):
         ``path`` (absolute), ``sha256``, ``name`` and ``training_steps`` (of the file's own

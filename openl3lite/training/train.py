@@ -141,15 +141,15 @@ def train(dataset_dir, run_dir, input_repr=_D.input_repr, width=_D.width,
     if chief:
         write_config(run_dir, config)
     configure_distribution(config.batch_size)
-    model, avc_model = build_models(config)
-    state = _start_state(model, avc_model, config, run_dir, has_checkpoint, initial)
+    model, net = build_models(config)
+    state = _start_state(model, net, config, run_dir, has_checkpoint, initial)
     if chief:
         write_metrics_csv(os.path.join(run_dir, METRICS_FILE), state["history"])
-    return run_loop(Run(model, avc_model, config, run_dir, sampler, bn_sampler, eval_sets, chief),
+    return run_loop(Run(model, net, config, run_dir, sampler, bn_sampler, eval_sets, chief),
                     state)
 
 
-def _start_state(model, avc_model, config, run_dir, has_checkpoint, initial):
+def _start_state(model, net, config, run_dir, has_checkpoint, initial):
     """The state a run starts from, the models' weights set to match.
 
     A resumed run gets its checkpoint's weights, optimizer state and state (its learning rate
@@ -157,15 +157,13 @@ def _start_state(model, avc_model, config, run_dir, has_checkpoint, initial):
     keeps the random ones. Either way the schedules of :data:`RESUMABLE_SETTINGS` note the
     values the coming steps use.
     """
-    from ..weights import assign_avc_parts
-
     state = {"step": 0, "history": [], "pending": [], "elapsed_s": 0.0}
     if has_checkpoint:
         state, path = read_checkpoint_state(run_dir)
         restore_checkpoint(model, path)
         model.optimizer.learning_rate = config.learning_rate  # may differ on resume
     elif initial:
-        assign_avc_parts(avc_model, initial[0], config.init_from)
+        net.set_parts(initial[0], config.init_from)
         state["init_from"] = initial[1]
     for name in RESUMABLE_SETTINGS:
         record_setting(state, name, getattr(config, name))
