@@ -579,12 +579,12 @@ def main():
     ref_info = build_ref_env(args.ref_env.expanduser().resolve(), args.python311)
     if args.build_only:
         return
-    variants = [("openl3lite", {})]
-    if args.variant:
-        variants = []
-        for text in args.variant:
-            label, _, kw = text.partition("=")
-            variants.append((label, json.loads(kw) if kw else {}))
+    variants = [("openl3lite", {})]  # the defaults always run; each --variant adds a column
+    for text in args.variant:
+        label, _, kw = text.partition("=")
+        if label in ("OpenL3", "openl3lite") or label in dict(variants):
+            raise SystemExit(f"--variant {text!r}: the label {label!r} is taken")
+        variants.append((label, json.loads(kw) if kw else {}))
     lite_home = CACHE / "openl3lite-home"
     install_lite_home(lite_home)
     libs = Libraries(args.ref_env.expanduser().resolve(), lite_home, variants)

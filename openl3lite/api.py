@@ -362,7 +362,7 @@ def process_audio_file(filepath, output_dir=None, suffix=None, model=None, input
     paths, is_list = _file_list(filepath)
     model = as_audio_model(model, input_repr, embedding_size, frontend, content_type)
     params = {"hop_size": hop_size, "center": bool(center), "resampler": resampler,
-              "mode": mode}
+              "mode": mode, "engine": engine}
 
     def embed_one(path):
         embedding, timestamps = embed_audio_file(path, model, center, hop_size, batch_size,
@@ -625,7 +625,7 @@ def process_image_file(filepath, output_dir=None, suffix=None, model=None, input
     def embed_one(path):
         batch = image_io.as_image_batch(image_io.read_image(path), os.fspath(path))
         embedding = embed_images(batch, model, batch_size, False, os.fspath(path), engine)
-        return {"embedding": embedding, **provenance(model, embedding)}
+        return {"embedding": embedding, **provenance(model, embedding, engine=engine)}
 
     outputs = _process_files(paths, output_dir, suffix, overwrite, verbose, embed_one)
     return outputs if is_list else outputs[0]
@@ -740,7 +740,7 @@ def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
                                  content_type)
     image_model = as_image_model(image_model, image_embedding_size, input_repr, content_type)
     audio_params = {"hop_size": audio_hop_size, "center": bool(audio_center),
-                    "resampler": DEFAULT_RESAMPLER, "mode": audio_mode}
+                    "resampler": DEFAULT_RESAMPLER, "mode": audio_mode, "engine": engine}
     outputs = []
     for index, path in enumerate(paths):
         audio_out = output_path(path, output_dir, suffix, modality="audio")
@@ -769,6 +769,17 @@ def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
 def write_video_outputs(result, audio_out, image_out, audio_model, image_model, audio_params):
     """Write what :func:`embed_video_file` computed: ``_audio`` and/or ``_image`` ``.npz``.
 
+    Parameters
+    ----------
+    result : dict
+        From :func:`embed_video_file`.
+    audio_out, image_out : str
+        Output paths.
+    audio_model, image_model : keras.Model
+    audio_params : dict
+        The audio provenance (``hop_size``, ``center``, ``resampler``, ``mode``, ``engine``);
+        its ``engine`` is recorded in the image output too.
+
     Returns
     -------
     list of str
@@ -783,6 +794,7 @@ def write_video_outputs(result, audio_out, image_out, audio_model, image_model, 
     if "image_embedding" in result:
         write_npz_atomic(image_out, embedding=result["image_embedding"],
                          timestamps=result["image_timestamps"],
-                         **provenance(image_model, result["image_embedding"]))
+                         **provenance(image_model, result["image_embedding"],
+                                      engine=audio_params.get("engine", DEFAULT_ENGINE)))
         written.append(image_out)
     return written

@@ -206,6 +206,10 @@ def onnxruntime_session(path, threads=None):
     return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
 
 
+#: OpenVINO's inference precision per engine name.
+_OPENVINO_PRECISIONS = {"openvino": "f32", "openvino-bf16": "bf16"}
+
+
 def runner(path, fmt):
     """A predict function for an exported network, in its own runtime.
 
@@ -214,8 +218,9 @@ def runner(path, fmt):
     path : str or os.PathLike
         The ``.onnx`` / ``.tflite`` file or the SavedModel folder.
     fmt : str
-        One of :data:`openl3lite.facts.EXPORT_FORMATS`, or ``openvino`` (an ONNX file compiled
-        by OpenVINO for the CPU, in float32).
+        One of :data:`openl3lite.facts.EXPORT_FORMATS`, or ``openvino`` / ``openvino-bf16``
+        (an ONNX file compiled by OpenVINO for the CPU, in float32 / in bfloat16 where the CPU
+        has bfloat16 units, float32 elsewhere).
 
     Returns
     -------
@@ -227,11 +232,11 @@ def runner(path, fmt):
         session = onnxruntime_session(path)
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: np.asarray(x, np.float32)})[0]
-    if fmt == "openvino":
+    if fmt in _OPENVINO_PRECISIONS:
         import openvino
 
         compiled = openvino.Core().compile_model(path, "CPU", {
-            "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
+            "INFERENCE_PRECISION_HINT": _OPENVINO_PRECISIONS[fmt], "PERFORMANCE_HINT": "LATENCY"})
         request = compiled.create_infer_request()
         return lambda x: np.array(request.infer([np.asarray(x, np.float32)])[0])
     if fmt == "tflite":
@@ -290,7 +295,7 @@ def verification_inputs(model, waveform_input=True):
         with _data_file("frame.png").open("rb") as f:
             frame = np.asarray(Image.open(f).convert("RGB"))
         frames = np.stack([frame, frame[:, ::-1]])
-        noise = rng.integers(0, 256, (1, 224, 224, 3), dtype=np.uint8)
+        noise = rng.integers(0, 256, (1,) + tuple(model.input_shape[1:]), dtype=np.uint8)
         return [("image", preprocess_images(frames, model.image_scaling).astype(np.float32),
                  EXPORT_TOLERANCE),
                 ("noise", preprocess_images(noise, model.image_scaling).astype(np.float32),
@@ -325,8 +330,11 @@ def _keras_reference(model, batch, waveform_input):
     return np.asarray(model.predict_on_batch(batch), np.float32)
 
 
-def compare(predict, model, waveform_input=True):
+def compare(predict, model, waveform_input=True, extra_tolerance=0.0):
     """Compare a converted network with the Keras model on :func:`verification_inputs`.
+
+    ``extra_tolerance`` is added to each input's tolerance (an approximate engine's own
+    rounding, e.g. :data:`~openl3lite.facts.BF16_TOLERANCE`).
 
     Returns
     -------
@@ -336,6 +344,7 @@ def compare(predict, model, waveform_input=True):
     """
     report = {}
     for label, batch, tolerance in verification_inputs(model, waveform_input):
+        tolerance += extra_tolerance
         reference = _keras_reference(model, batch, waveform_input)
         got = np.asarray(predict(batch), np.float32)
         if got.shape != reference.shape or not np.all(np.isfinite(got)):
@@ -488,11 +497,12 @@ def export_metadata(model, fmt, waveform_input=True):
         info.update(
             input_repr=model.input_repr, sample_rate=TARGET_SR, window_samples=WINDOW_LEN,
             window_seconds=WINDOW_LEN / TARGET_SR, default_hop_seconds=DEFAULT_HOP_SIZE,
-            framing=("OpenL3's: resample to 48 kHz (resampy kaiser_best for OpenL3's results); "
-                     "with center=True prepend 24000 zeros; zero-pad the end so every sample "
-                     "falls in a window (a signal shorter than a window is padded to one); "
-                     "window i covers samples [i * hop, i * hop + 48000) with hop = "
-                     "int(hop_seconds * 48000); its timestamp is i * hop_seconds"),
+            framing=(f"OpenL3's: resample to {TARGET_SR // 1000} kHz (resampy kaiser_best "
+                     f"for OpenL3's results); with center=True prepend {WINDOW_LEN // 2} zeros; "
+                     "zero-pad the end so every sample falls in a window (a signal shorter "
+                     "than a window is padded to one); window i covers samples [i * hop, "
+                     f"i * hop + {WINDOW_LEN}) with hop = int(hop_seconds * {TARGET_SR}); "
+                     "its timestamp is i * hop_seconds"),
             spectrogram=("in the graph: Hann-windowed STFT, 10*log10 of the magnitude (mel: "
                          "Slaney mel filterbank on the magnitude) minus the window's maximum, "
                          "clipped at -80 dB"))

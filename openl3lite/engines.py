@@ -9,6 +9,15 @@ an export (temporary file, check, rename), under a file lock so that concurrent 
 build it once; a cached file whose bytes no longer match its recorded sha256 is rebuilt.
 Within a process, each engine's compiled network is kept per cached file.
 
+``openvino-bf16`` runs the network in OpenVINO with bfloat16 inference precision (Intel AMX or
+AVX-512 BF16; float32 on CPUs without them); for audio it runs the trunk only, on spectrograms
+that the frontend layer computes in float32 (a bfloat16 spectrogram loses the quiet bins: 0.6
+of the embedding's scale on speech). It is not exact: the first time a process
+uses it for a network, its outputs on :func:`openl3lite.deploy.verification_inputs` are compared
+with Keras' and refused beyond :data:`~openl3lite.facts.BF16_TOLERANCE` of the embedding's
+scale on top of the float32 tolerances. ``benchmarks/network_ceiling.py`` measures its speed
+and agreement; the ``.npz`` outputs record the engine that made them.
+
 The audio network of an engine takes waveforms and computes the spectrogram inside
 (:class:`openl3lite.frontend.DFTSpectrogram`); a model with the librosa frontend runs its
 trunk on the librosa spectrograms. Fast mode always runs its trunk in Keras.
@@ -21,12 +30,16 @@ import numpy as np
 
 from .checks import check_choice
 from .errors import OpenL3liteError
-from .facts import DEFAULT_ENGINE, ENGINES
+from .facts import APPROXIMATE_ENGINES, BF16_TOLERANCE, DEFAULT_ENGINE, ENGINES
 
 #: Seconds to wait for another process that is converting the same network.
 LOCK_TIMEOUT = 600
 _ENGINE_PACKAGES = {"onnxruntime": ("onnxruntime", "onnxruntime"),
-                    "openvino": ("openvino", "openvino")}
+                    "openvino": ("openvino", "openvino"),
+                    "openvino-bf16": ("openvino", "openvino")}
+#: Engines verified in this process: (converted file, engine, its sha256) of approximate
+#: engines whose outputs were compared with Keras' once.
+_VERIFIED = set()
 
 
 def check_engine(engine):
@@ -122,7 +135,19 @@ def converted_model(model, waveform_input=True):
 def _compiled(path, engine, file_sha256):
     from . import deploy
 
-    return deploy.runner(path, "onnx" if engine == "onnxruntime" else "openvino")
+    return deploy.runner(path, "onnx" if engine == "onnxruntime" else engine)
+
+
+def _verified_approximation(predict, model, waveform_input, key):
+    """Check an approximate engine against Keras once per process (its converted file was
+    checked in float32 when it was written; its own rounding is checked here)."""
+    from . import deploy
+
+    if key not in _VERIFIED:
+        report = deploy.compare(predict, model, waveform_input, extra_tolerance=BF16_TOLERANCE)
+        deploy._check_report(report, f"engine {key[1]!r} on {key[0]}")
+        _VERIFIED.add(key)
+    return predict
 
 
 def predictor(model, engine=DEFAULT_ENGINE, waveform_input=True):
@@ -158,7 +183,30 @@ def predictor(model, engine=DEFAULT_ENGINE, waveform_input=True):
                               "name, a weights file or a loaded openl3lite model), not a bare "
                               f"{type(model).__name__}")
     _require_packages(engine)
-    path = converted_model(model, waveform_input)
     from . import deploy
 
-    return _compiled(os.fspath(path), engine, deploy.read_sidecar(path)["file_sha256"])
+    # bfloat16 keeps 8 significant bits: in the spectrogram that loses the quiet bins (0.6 of
+    # the embedding's scale on speech), so an approximate engine gets the trunk only and the
+    # spectrogram is computed in float32 by the model's own frontend layer
+    spectrogram_first = (engine in APPROXIMATE_ENGINES and waveform_input
+                         and deploy.part_of(model) == "audio")
+    path = converted_model(model, waveform_input and not spectrogram_first)
+    key = (os.fspath(path), engine, deploy.read_sidecar(path)["file_sha256"])
+    predict = _compiled(*key)
+    if spectrogram_first:
+        predict = _after_float32_spectrogram(predict, model.input_repr)
+    if engine in APPROXIMATE_ENGINES:
+        return _verified_approximation(predict, model, waveform_input, key)
+    return predict
+
+
+def _after_float32_spectrogram(predict, input_repr):
+    """(batch, 48000) waveforms -> the in-graph frontend's float32 dB spectrograms ->
+    ``predict``."""
+    import keras
+
+    from .frontend import Spectrogram
+
+    layer = Spectrogram(input_repr)
+    return lambda windows: predict(keras.ops.convert_to_numpy(
+        layer(np.asarray(windows, np.float32))))

@@ -48,9 +48,13 @@ DEFAULT_HOP_SIZE = 0.1
 DEFAULT_BATCH_SIZE = 32
 
 #: Inference engines of exact mode: Keras itself (the default), or the network converted once
-#: to ONNX and run by ONNX Runtime or OpenVINO (``pip install 'openl3lite[export]'``).
-ENGINES = ("keras", "onnxruntime", "openvino")
+#: to ONNX and run by ONNX Runtime or OpenVINO (``pip install 'openl3lite[export]'``); and
+#: ``openvino-bf16``, OpenVINO computing in bfloat16 (AMX / AVX-512 BF16 units where the CPU
+#: has them), which is not exact: see :data:`BF16_TOLERANCE`.
+ENGINES = ("keras", "onnxruntime", "openvino", "openvino-bf16")
 DEFAULT_ENGINE = "keras"
+#: Engines whose outputs differ from Keras' by more than float32 round-off.
+APPROXIMATE_ENGINES = ("openvino-bf16",)
 #: Formats of ``l3embed export-model`` / :func:`openl3lite.deploy.export_model`.
 EXPORT_FORMATS = ("onnx", "tflite", "saved_model")
 #: Parts of a model that can be exported: the audio or the image embedding network.
@@ -65,6 +69,10 @@ EXPORT_TOLERANCE = 1e-4
 #: inside its 80 dB range, so two float32 spectrograms (TensorFlow's FFT and the export's
 #: DFT) differ in near-silent bins by up to a few dB (see tests/test_openl3_fixtures.py).
 EXPORT_SPEECH_TOLERANCE = {"linear": 3e-2, "mel128": 1e-2, "mel256": 1e-2}
+#: Largest accepted difference between ``engine="openvino-bf16"`` and the Keras model, relative
+#: to the embedding's scale, on the verification inputs (bfloat16 keeps 8 significant bits:
+#: measured 8e-3 with OpenL3's full networks, random weights, lowest window cosine 0.99998).
+BF16_TOLERANCE = 3e-2
 #: HEAR 2021 entry (:mod:`openl3lite.hear`), as OpenL3's own HEAR 2021 entry: its default model
 #: and embedding size, the hop of the timestamp embeddings and the hop of the windows that the
 #: scene embedding averages, in seconds.

@@ -193,7 +193,7 @@ class AudioJob(_Job):
             mode=self.mode, engine=self.engine)
         return {"embedding": embedding, "timestamps": timestamps,
                 **provenance(model, embedding, hop_size=self.hop_size, center=self.center,
-                             resampler=self.resampler, mode=self.mode)}
+                             resampler=self.resampler, mode=self.mode, engine=self.engine)}
 
     def process(self, path):
         """Embed ``path`` and write its output atomically."""
@@ -259,7 +259,8 @@ class ImageJob(_Job):
         from .output import provenance
 
         embedding = self.embed_image(image_io.read_image(path), os.fspath(path))
-        return {"embedding": embedding, **provenance(self.image_model, embedding)}
+        return {"embedding": embedding, **provenance(self.image_model, embedding,
+                                                     engine=self.engine)}
 
     def process(self, path):
         """Embed ``path`` and write its output atomically."""
@@ -352,7 +353,8 @@ class VideoJob(_Job):
                             image=self.overwrite or not os.path.exists(image_out))
         api.write_video_outputs(result, audio_out, image_out, *self.models(),
                                 {"hop_size": self.hop_size, "center": self.center,
-                                 "resampler": DEFAULT_RESAMPLER, "mode": self.mode})
+                                 "resampler": DEFAULT_RESAMPLER, "mode": self.mode,
+                                 "engine": self.engine})
 
 
 # ---------------------------------------------------------------- one file, never raising

@@ -23,7 +23,7 @@ _cleared_folders = set()
 #: The keys every ``.npz`` output holds besides ``embedding`` and ``timestamps``.
 PROVENANCE_KEYS = ("model", "weights_sha256", "openl3lite_version", "embedding_size",
                    "input_repr", "content_type", "frontend", "hop_size", "center", "resampler",
-                   "mode")
+                   "mode", "engine")
 
 
 def provenance(model, embedding, **params):
@@ -36,8 +36,8 @@ def provenance(model, embedding, **params):
         input representation, content type and frontend).
     embedding : np.ndarray, shape (T, D)
     **params
-        Audio parameters that shape the embedding: ``hop_size`` (s), ``center``,
-        ``resampler``, ``mode``.
+        Parameters that shape the embedding: ``engine`` (audio and images), and for audio
+        ``hop_size`` (s), ``center``, ``resampler``, ``mode``.
 
     Returns
     -------

@@ -17,7 +17,7 @@ pytest.importorskip("onnxruntime")
 import openl3lite
 from openl3lite import engines
 from openl3lite.errors import OpenL3liteError
-from openl3lite.facts import EXPORT_SPEECH_TOLERANCE, EXPORT_TOLERANCE
+from openl3lite.facts import BF16_TOLERANCE, EXPORT_SPEECH_TOLERANCE, EXPORT_TOLERANCE
 
 SHIPPED = "avdigits-mel128-w0125"
 DATA = REPO / "examples" / "data"
@@ -144,6 +144,7 @@ def test_cli_engine_option(home, tmp_path):
                            "--model", SHIPPED, "--engine", "onnxruntime", "-o", str(out), "-q"],
                           capture_output=True, text=True, timeout=600, env=env, check=False)
     assert done.returncode == 0, done.stderr
+    assert str(np.load(out / "theo_314159.npz")["engine"]) == "onnxruntime"  # provenance
     written = np.load(out / "theo_314159.npz")["embedding"]
     reference, _ = openl3lite.get_audio_embedding(sf.read(SPEECH[0])[0], 8000, model=SHIPPED,
                                                   verbose=False)
@@ -152,3 +153,45 @@ def test_cli_engine_option(home, tmp_path):
                           "--engine", "tensorrt"], capture_output=True, text=True, timeout=120,
                          check=False)
     assert bad.returncode == 2 and "Invalid value for '--engine'" in bad.stderr
+
+
+def _lowest_cosine(got, reference):
+    got, reference = np.asarray(got, np.float64), np.asarray(reference, np.float64)
+    return float(np.min(np.sum(got * reference, axis=1) /
+                        (np.linalg.norm(got, axis=1) * np.linalg.norm(reference, axis=1))))
+
+
+def test_bf16_engine_is_close_to_keras_and_checked_once(home, shipped_audio):
+    """``openvino-bf16``: OpenVINO in bfloat16 (float32 where the CPU has no bfloat16 units);
+    within its stated tolerance of Keras on real speech and a real frame, checked against
+    Keras the first time a process uses it for a network."""
+    pytest.importorskip("openvino")
+    from PIL import Image
+
+    signals = [sf.read(p)[0] for p in SPEECH]
+    reference, _ = openl3lite.get_audio_embedding(signals, 8000, model=shipped_audio,
+                                                  hop_size=0.25, verbose=False)
+    got, _ = openl3lite.get_audio_embedding(signals, 8000, model=shipped_audio, hop_size=0.25,
+                                            verbose=False, engine="openvino-bf16")
+    for g, r in zip(got, reference):
+        assert _relative(g, r) <= EXPORT_SPEECH_TOLERANCE["mel128"] + BF16_TOLERANCE
+        assert _lowest_cosine(g, r) > 0.999
+    assert any(key[1] == "openvino-bf16" for key in engines._VERIFIED)
+    frame = np.asarray(Image.open(DATA / "avdigits_frame.png").convert("RGB"))
+    image_model = openl3lite.load_image_embedding_model_from_path(SHIPPED, 8192)
+    expected = openl3lite.get_image_embedding([frame], model=image_model, verbose=False)[0]
+    close = openl3lite.get_image_embedding([frame], model=image_model, verbose=False,
+                                           engine="openvino-bf16")[0]
+    assert _relative(close, expected) <= EXPORT_TOLERANCE + BF16_TOLERANCE
+    assert _lowest_cosine(close, expected) > 0.999
+
+
+def test_bf16_engine_beyond_its_tolerance_is_refused(home, shipped_audio, monkeypatch):
+    pytest.importorskip("openvino")
+    monkeypatch.setattr(engines, "_VERIFIED", set())
+    monkeypatch.setattr(engines, "BF16_TOLERANCE", -1.0)  # nothing can be within it
+    with pytest.raises(OpenL3liteError, match="openvino-bf16.*does not reproduce the Keras"):
+        openl3lite.get_audio_embedding(np.random.default_rng(0).standard_normal(48000) * 0.1,
+                                       48000, model=shipped_audio, verbose=False,
+                                       engine="openvino-bf16")
+    assert not engines._VERIFIED
