@@ -51,9 +51,11 @@ def make_model_file(path, width, input_repr):
 def peak_rss_of_cli(args):
     """Run the CLI in a child process; return (seconds, peak RSS in MB). A failed run (the
     CLI's exit status is not 0) raises RuntimeError with its standard error."""
-    code = ("import resource, sys; from openl3lite.cli import main\ncode = 0\n"
+    # VmHWM, the child's own peak (ru_maxrss would carry this process's RSS from the fork)
+    code = ("import sys; from openl3lite.cli import main\ncode = 0\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
-            "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+            "print('PEAK_RSS_KB', next(int(x.split()[1]) for x in open('/proc/self/status') "
+            "if x.startswith('VmHWM')))\n"
             "sys.exit(code)\n")
     start = time.time()
     done = subprocess.run([sys.executable, "-c", code] + args, capture_output=True, text=True,

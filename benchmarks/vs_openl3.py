@@ -248,9 +248,13 @@ def _rss_mb():
 
 
 def _peak_rss_mb():
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak RSS (``VmHWM``; ``ru_maxrss`` would carry the RSS of the
+    process that forked it)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _load_npz(path):

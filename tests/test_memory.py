@@ -1,8 +1,9 @@
 """Files are streamed: embedding a file 30 times longer takes no more memory than its
 embeddings need (the README's "memory does not grow with the file's length").
 
-Peak memory is the resident set of a fresh process (``ru_maxrss``), which sees every
-allocation (numpy, TensorFlow, decoders), measured after a 2.5-minute file and again after a
+Peak memory is the peak resident set of a fresh process (``VmHWM`` of ``/proc/self/status``,
+which sees every allocation: numpy, TensorFlow, decoders; not ``ru_maxrss``, which a child
+inherits from the process that forked it, here pytest's, often larger), measured after a 2.5-minute file and again after a
 10-minute one (48 kHz stereo; the extra 7.5 minutes are 170 MB as float32 samples: reading the
 file whole, or holding all of its windows, would add at least that much). A 20 s file embedded
 first takes the one-off growth of the first full batches (about 110 MB here) out of the figures.
@@ -16,15 +17,16 @@ import numpy as np
 import soundfile as sf
 
 SCRIPT = r"""
-import json, resource, sys, warnings
+import json, sys, warnings
 import openl3lite
 from openl3lite.models import as_audio_model
 model = as_audio_model("avdigits-mel128-w0125", embedding_size=512)
 peaks = []
 for path in sys.argv[1:]:
     emb, ts = openl3lite.embed_audio_file(path, model, hop_size=1.0)
-    peaks.append([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, emb.nbytes / 2**20,
-                  len(ts)])
+    with open("/proc/self/status") as f:
+        peak = next(int(x.split()[1]) for x in f if x.startswith("VmHWM")) / 1024
+    peaks.append([peak, emb.nbytes / 2**20, len(ts)])
 print("PEAKS" + json.dumps(peaks))
 """
 
