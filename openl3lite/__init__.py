@@ -44,8 +44,9 @@ __all__ = sorted(_EXPORTS)
 
 #: Modules that import Keras (and so TensorFlow) at import time: imported through
 #: :func:`openl3lite.quiet.import_backend_quietly` first, so that TensorFlow's start-up lines
-#: stay off the terminal.
-_NEED_BACKEND = ("api", "core", "models")
+#: stay off the terminal. ``api`` imports Keras only when it loads a Keras model (the same
+#: way), so an engine's cached network runs without TensorFlow.
+_NEED_BACKEND = ("core", "models")
 
 
 def _import(name):

@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from . import audio as audio_io
-from . import checks, engines, fast, framing
+from . import checks, engines, framing
 from . import image as image_io
 from .batching import batched, keras_predict, run_batches
 from .checks import check_choice
@@ -28,10 +28,9 @@ from .facts import (
     FRONTENDS,
     IMAGE_EMBEDDING_SIZES,
     INPUT_REPRS,
+    MODES,
     RESAMPLERS,
 )
-from .frontend import librosa_spectrogram
-from .models import as_audio_model, as_image_model
 from .output import output_path, provenance, write_npz_atomic
 
 #: Samples of an in-memory signal handed to the resampler at a time.
@@ -68,7 +67,7 @@ def _check_audio_options(input_repr, content_type, embedding_size, hop_size, bat
     checks.check_batch_size(batch_size, batch_name)
     check_choice("frontend", frontend, FRONTENDS)
     check_choice("resampler", resampler, RESAMPLERS)
-    fast.check_mode(mode)
+    check_choice("mode", mode, MODES)
     engines.check_engine(engine)
     checks.check_verbose(verbose)
 
@@ -122,9 +121,49 @@ def _audio_predict(model, engine=DEFAULT_ENGINE):
     """(b, 48000) windows -> (b, D) embeddings: the model's frontend, then its network on
     ``engine``."""
     if model.frontend == "librosa":
+        from .frontend import librosa_spectrogram
+
         predict = engines.predictor(model, engine, waveform_input=False)
         return lambda windows: predict(librosa_spectrogram(windows, model.input_repr))
     return engines.predictor(model, engine)
+
+
+def as_audio_model(model, input_repr=None, embedding_size=AUDIO_EMBEDDING_SIZES[0],
+                   frontend=DEFAULT_FRONTEND, content_type=DEFAULT_CONTENT_TYPE,
+                   engine=DEFAULT_ENGINE, mode=DEFAULT_MODE):
+    """The audio API's ``model`` argument resolved (:func:`openl3lite.models.as_audio_model`).
+
+    In exact mode with an engine other than Keras and a model given by name or file (or the
+    default), the engine's converted network is used straight from the cache when it is there
+    (:func:`openl3lite.engines.cached_engine_model`), so Keras and TensorFlow are not imported.
+    Fast mode runs its trunk in Keras, so it always gets the Keras model.
+    """
+    cached = (engines.cached_engine_model(model, "audio", input_repr, embedding_size, frontend,
+                                          content_type, engine) if mode == "exact" else None)
+    if cached is not None:
+        return cached
+    return _models().as_audio_model(model, input_repr, embedding_size, frontend, content_type)
+
+
+def as_image_model(model, embedding_size=IMAGE_EMBEDDING_SIZES[0], input_repr=None,
+                   content_type=DEFAULT_CONTENT_TYPE, engine=DEFAULT_ENGINE):
+    """The image API's ``model`` argument resolved (see :func:`as_audio_model`)."""
+    cached = engines.cached_engine_model(model, "image", input_repr, embedding_size, None,
+                                         content_type, engine)
+    if cached is not None:
+        return cached
+    return _models().as_image_model(model, embedding_size, input_repr, content_type)
+
+
+def _models():
+    """:mod:`openl3lite.models`, imported (with Keras and its backend) on first need, without
+    TensorFlow's start-up lines."""
+    from .quiet import import_backend_quietly
+
+    import_backend_quietly()
+    from . import models
+
+    return models
 
 
 def embed_audio_stream(blocks, n_frames, sr, model, center, hop_size, batch_size,
@@ -165,10 +204,12 @@ def embed_audio_stream(blocks, n_frames, sr, model, center, hop_size, batch_size
     """
     _check_framing(hop_size, center)
     checks.check_batch_size(batch_size)
-    fast.check_mode(mode)
+    check_choice("mode", mode, MODES)
     grid = framing.WindowGrid.of(audio_io.resampled_length(n_frames, sr), hop_size, center)
     resampled = audio_io.iter_resampled(blocks, sr, n_frames, method=resampler)
     if mode == "fast":
+        from . import fast
+
         trunk = fast.audio_trunk(model)  # fails early for a bare Keras model
         mode = "fast" if fast.grid_pays_off(grid, model.input_repr) else "exact"
     progress = _progress(grid.count, verbose, desc)
@@ -259,7 +300,8 @@ def get_audio_embedding(audio, sr, model=None, input_repr=None, content_type=DEF
         rates = [sr] * len(signals)
     checked = [_check_audio_array(x, r, f"audio[{i}]" if is_list else "audio")
                for i, (x, r) in enumerate(zip(signals, rates))]
-    model = as_audio_model(model, input_repr, embedding_size, frontend, content_type)
+    model = as_audio_model(model, input_repr, embedding_size, frontend, content_type, engine,
+                           mode)
     embeddings, timestamps = [], []
     for i, (mono, rate) in enumerate(checked):
         source = f"audio[{i}]" if is_list else "audio"
@@ -360,7 +402,8 @@ def process_audio_file(filepath, output_dir=None, suffix=None, model=None, input
     _check_audio_options(input_repr, content_type, embedding_size, hop_size, batch_size,
                          frontend, center, resampler, mode, verbose, engine)
     paths, is_list = _file_list(filepath)
-    model = as_audio_model(model, input_repr, embedding_size, frontend, content_type)
+    model = as_audio_model(model, input_repr, embedding_size, frontend, content_type, engine,
+                           mode)
     params = {"hop_size": hop_size, "center": bool(center), "resampler": resampler,
               "mode": mode, "engine": engine}
 
@@ -443,6 +486,8 @@ def preprocess_audio(audio, sr, hop_size=DEFAULT_HOP_SIZE, input_repr=None, cent
         resampled, n_samples, hop_size, center, DEFAULT_BATCH_SIZE)))
     if input_repr is None:
         return windows.astype(np.float32)[:, None, :]
+    from .frontend import librosa_spectrogram
+
     return np.asarray(librosa_spectrogram(windows, input_repr), np.float32)
 
 
@@ -595,7 +640,7 @@ def get_image_embedding(image, frame_rate=None, model=None, input_repr=None,
             checks.check_positive_number("frame_rate", rate)
     batches = [image_io.as_image_batch(x, f"image[{i}]" if is_list else "image")
                for i, x in enumerate(images)]
-    model = as_image_model(model, embedding_size, input_repr, content_type)
+    model = as_image_model(model, embedding_size, input_repr, content_type, engine)
     embeddings = [embed_images(b, model, batch_size, verbose, engine=engine) for b in batches]
     timestamps = [np.arange(len(b)) / rate if rate is not None else None
                   for b, rate in zip(batches, rates)]
@@ -620,7 +665,7 @@ def process_image_file(filepath, output_dir=None, suffix=None, model=None, input
     _check_image_options(input_repr, content_type, embedding_size, batch_size, verbose,
                          engine=engine)
     paths, is_list = _file_list(filepath)
-    model = as_image_model(model, embedding_size, input_repr, content_type)
+    model = as_image_model(model, embedding_size, input_repr, content_type, engine)
 
     def embed_one(path):
         batch = image_io.as_image_batch(image_io.read_image(path), os.fspath(path))
@@ -737,8 +782,9 @@ def process_video_file(filepath, output_dir=None, suffix=None, audio_model=None,
                          verbose, "image_batch_size", engine)
     paths, is_list = _file_list(filepath)
     audio_model = as_audio_model(audio_model, input_repr, audio_embedding_size, audio_frontend,
-                                 content_type)
-    image_model = as_image_model(image_model, image_embedding_size, input_repr, content_type)
+                                 content_type, engine, audio_mode)
+    image_model = as_image_model(image_model, image_embedding_size, input_repr, content_type,
+                                 engine)
     audio_params = {"hop_size": audio_hop_size, "center": bool(audio_center),
                     "resampler": DEFAULT_RESAMPLER, "mode": audio_mode, "engine": engine}
     outputs = []

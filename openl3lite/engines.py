@@ -18,19 +18,34 @@ with Keras' and refused beyond :data:`~openl3lite.facts.BF16_TOLERANCE` of the e
 scale on top of the float32 tolerances. ``benchmarks/network_ceiling.py`` measures its speed
 and agreement; the ``.npz`` outputs record the engine that made them.
 
+Each conversion is also recorded in ``engines/index/`` under the sha256 of the weights *file*
+the model came from. :func:`cached_engine_model` looks a model name, weights file or the
+default model up there, so that the API (:func:`openl3lite.api.as_audio_model`) can run a
+network converted earlier as an :class:`EngineModel` without building the Keras model: that
+path imports neither Keras nor TensorFlow (155 MB before the first call with OpenL3's full
+audio network on OpenVINO, against about 870 MB with Keras; ``benchmarks/backends.py``).
+
 The audio network of an engine takes waveforms and computes the spectrogram inside
 (:class:`openl3lite.frontend.DFTSpectrogram`); a model with the librosa frontend runs its
 trunk on the librosa spectrograms. Fast mode always runs its trunk in Keras.
 """
 
 import functools
+import json
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
 from .checks import check_choice
 from .errors import OpenL3liteError
-from .facts import APPROXIMATE_ENGINES, BF16_TOLERANCE, DEFAULT_ENGINE, ENGINES
+from .facts import (
+    APPROXIMATE_ENGINES,
+    BF16_TOLERANCE,
+    DEFAULT_ENGINE,
+    DEFAULT_INPUT_REPR,
+    ENGINES,
+)
 
 #: Seconds to wait for another process that is converting the same network.
 LOCK_TIMEOUT = 600
@@ -128,7 +143,164 @@ def converted_model(model, waveform_input=True):
     except filelock.Timeout:
         raise OpenL3liteError(f"{path}: another process has been converting this model for "
                               f"over {LOCK_TIMEOUT} s (remove {path}.lock if none is)") from None
+    _record_in_index(model, waveform_input, path)
     return path
+
+
+# ---------------------------------------------------------------- without Keras
+
+def _index_path(file_sha256, part, input_repr, embedding_size, waveform_input):
+    kind = ("waveform" if waveform_input else "spectrogram") if part == "audio" else "image"
+    representation = input_repr if part == "audio" else "any"
+    return (engines_dir() / "index" /
+            f"{file_sha256}-{part}-{representation}-{kind}-{embedding_size}.json")
+
+
+def _record_in_index(model, waveform_input, path):
+    """Note which converted network a weights file (by its sha256) gave, so that a later
+    process finds it without building the Keras model (:func:`cached_engine_model`)."""
+    from . import deploy
+    from .output import write_json_atomic
+
+    metadata = getattr(model, "metadata", None)
+    if metadata is None or not metadata.sha256:
+        return
+    part = deploy.part_of(model)
+    entry = _index_path(metadata.sha256, part, metadata.input_repr, model.embedding_size,
+                        waveform_input)
+    record = {"file": path.name, "metadata": metadata.to_dict(),
+              "embedding_size": int(model.embedding_size),
+              "frontend": getattr(model, "frontend", None) if part == "audio" else None}
+    try:
+        with open(entry, encoding="utf-8") as f:
+            if json.load(f) == record:
+                return
+    except (OSError, ValueError):
+        pass
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(entry, record)
+
+
+@dataclass
+class EngineModel:
+    """An embedding network converted for an engine, found in the cache by the sha256 of the
+    weights file it came from: what the API runs when neither Keras nor TensorFlow is needed.
+
+    Attributes
+    ----------
+    path : str
+        The verified ``.onnx`` file in :func:`engines_dir`.
+    part : str
+        ``audio`` or ``image``.
+    metadata : ModelMetadata
+        The source model's (name, input representation, image scaling, content type, sha256
+        of its weights file).
+    embedding_size : int
+    frontend : str or None
+        ``kapre`` for audio (waveforms in, the spectrogram inside the network); None for image.
+    """
+
+    path: str
+    part: str
+    metadata: object
+    embedding_size: int
+    frontend: str = None
+
+    @property
+    def name(self):
+        """The source model's name."""
+        return self.metadata.name
+
+    @property
+    def input_repr(self):
+        """The audio network's input representation."""
+        return self.metadata.input_repr
+
+    @property
+    def image_scaling(self):
+        """How the image network wants images scaled (see :mod:`openl3lite.image`)."""
+        return self.metadata.image_scaling
+
+
+#: Engines :func:`cached_engine_model` serves without Keras (an approximate engine is checked
+#: against the Keras model when first used, so it needs it).
+_KERAS_FREE_ENGINES = ("onnxruntime", "openvino")
+
+
+def _weights_file_facts(model, part, input_repr, content_type, frontend):
+    """(sha256 of the weights file, its input representation) for the API's ``model``
+    argument, or None where it is not a model name or file this path can serve."""
+    from . import registry, weights
+
+    if model is None:
+        if input_repr is None and frontend == "librosa":
+            return None
+        model = registry.openl3_model_name(input_repr or DEFAULT_INPUT_REPR, content_type)
+    if not isinstance(model, (str, os.PathLike)):
+        return None
+    if registry.is_model_name(model):
+        entry = registry.get_model(model)
+        if part not in entry.parts or (input_repr not in (None, entry.input_repr)):
+            return None
+        sha256 = registry.part_sha256(model, part)
+        return (sha256, entry.input_repr) if sha256 else None
+    path = os.fspath(model)
+    if not os.path.isfile(path):
+        return None
+    try:
+        if weights.is_openl3_weight_file(path):
+            file_repr = input_repr or weights.openl3_file_facts(path)[0] or DEFAULT_INPUT_REPR
+        else:
+            file_repr = weights.read_model_metadata(path).input_repr
+    except OpenL3liteError:
+        return None
+    if input_repr not in (None, file_repr):
+        return None
+    return weights.sha256_of(path), file_repr
+
+
+def cached_engine_model(model, part, input_repr, embedding_size, frontend, content_type,
+                        engine):
+    """The converted network the API can run for its ``model`` argument without Keras.
+
+    Parameters
+    ----------
+    model : None, str or os.PathLike
+        The API's ``model`` argument: None (the default model), a model name or a weights
+        file. Loaded models are not looked up.
+    part : str
+        ``audio`` or ``image``.
+    input_repr, embedding_size, frontend, content_type
+        The API's arguments (``frontend`` for audio only).
+    engine : str
+
+    Returns
+    -------
+    EngineModel or None
+        None unless ``engine`` is ``onnxruntime`` or ``openvino``, audio comes with the kapre
+        frontend, and an earlier conversion of this weights file (same sha256, input
+        representation and embedding size) is in the cache and sound; the caller then loads
+        the Keras model, which converts (and records) the network on first use.
+    """
+    if engine not in _KERAS_FREE_ENGINES or (part == "audio" and frontend != "kapre"):
+        return None
+    facts = _weights_file_facts(model, part, input_repr, content_type, frontend)
+    if facts is None:
+        return None
+    sha256, file_repr = facts
+    entry = _index_path(sha256, part, file_repr, embedding_size, True)
+    try:
+        with open(entry, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    path = engines_dir() / record["file"]
+    if not _cached_file_is_sound(path):
+        return None
+    from .weights import ModelMetadata
+
+    return EngineModel(os.fspath(path), part, ModelMetadata.from_dict(record["metadata"]),
+                       int(record["embedding_size"]), record["frontend"])
 
 
 @functools.lru_cache(maxsize=8)
@@ -171,6 +343,10 @@ def predictor(model, engine=DEFAULT_ENGINE, waveform_input=True):
     from .batching import keras_predict
 
     check_engine(engine)
+    if isinstance(model, EngineModel):
+        from . import deploy
+
+        return _compiled(model.path, engine, deploy.read_sidecar(model.path)["file_sha256"])
     if engine == "keras":
         if waveform_input and len(getattr(model, "input_shape", ())) == 3:
             predict = keras_predict(model)

@@ -172,29 +172,6 @@ class ImageEmbeddingModel(keras.Model):
         return cls(**config)
 
 
-def model_info(model):
-    """What an embedding model is, as the ``.npz`` outputs record it.
-
-    Parameters
-    ----------
-    model : AudioEmbeddingModel, ImageEmbeddingModel or keras.Model
-
-    Returns
-    -------
-    dict
-        ``model`` (name), ``weights_sha256`` ("" if unknown) and, for audio models,
-        ``input_repr``, ``content_type`` and ``frontend``.
-    """
-    metadata = getattr(model, "metadata", None)
-    if not isinstance(metadata, ModelMetadata):
-        return {"model": getattr(model, "name", "keras"), "weights_sha256": ""}
-    info = {"model": metadata.name, "weights_sha256": metadata.sha256 or ""}
-    if isinstance(model, AudioEmbeddingModel):
-        info.update(input_repr=metadata.input_repr, content_type=metadata.content_type or "",
-                    frontend=model.frontend)
-    return info
-
-
 # ---------------------------------------------------------------- building from weights
 
 def build_audio_model(metadata, embedding_size, frontend, layer_weights=None, source=""):
@@ -234,16 +211,6 @@ def build_image_model(metadata, embedding_size, layer_weights=None, source=""):
     elif isinstance(layer_weights, dict):
         weights.assign_named_weights(model.trunk, layer_weights, source, "image")
     return model
-
-
-#: OpenL3's weight files are named ``..._<input_repr>_<content_type>[-...].h5``; OpenL3's
-#: loader documents that the configuration is read from the name.
-_OPENL3_FILE_NAME = re.compile(r"_(linear|mel128|mel256)_(music|env)(?:[-.]|$)")
-
-
-def _openl3_file_facts(path):
-    match = _OPENL3_FILE_NAME.search(os.path.basename(path))
-    return (match.group(1), match.group(2)) if match else (None, None)
 
 
 def _resolve_path(model_path, modality):
@@ -288,7 +255,7 @@ def load_audio_embedding_model_from_path(model_path, input_repr=None, embedding_
     _check_embedding_size("audio", embedding_size)
     path, name, sha256 = _resolve_path(model_path, "audio")
     if weights.is_openl3_weight_file(path):
-        file_repr, content_type = _openl3_file_facts(path)
+        file_repr, content_type = weights.openl3_file_facts(path)
         if registry.is_model_name(model_path):
             entry = registry.get_model(model_path)
             file_repr, content_type = entry.input_repr, entry.content_type
@@ -329,7 +296,7 @@ def load_image_embedding_model_from_path(model_path, embedding_size=8192):
     _check_embedding_size("image", embedding_size)
     path, name, sha256 = _resolve_path(model_path, "image")
     if weights.is_openl3_weight_file(path):
-        file_repr, content_type = _openl3_file_facts(path)
+        file_repr, content_type = weights.openl3_file_facts(path)
         metadata = ModelMetadata(name=name, input_repr=file_repr or DEFAULT_INPUT_REPR,
                                  image_scaling="openl3", content_type=content_type,
                                  sha256=sha256)

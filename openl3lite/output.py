@@ -47,11 +47,37 @@ def provenance(model, embedding, **params):
         left out.
     """
     from . import __version__
-    from .models import model_info
 
     record = dict(model_info(model), openl3lite_version=__version__,
                   embedding_size=int(np.shape(embedding)[-1]), **params)
     return {key: np.asarray(record[key]) for key in PROVENANCE_KEYS if key in record}
+
+
+def model_info(model):
+    """What an embedding model is, as the ``.npz`` outputs record it.
+
+    Parameters
+    ----------
+    model : AudioEmbeddingModel, ImageEmbeddingModel, engines.EngineModel or keras.Model
+        Its ``metadata`` (a :class:`~openl3lite.weights.ModelMetadata`), where it has one,
+        names it; an audio model also has a ``frontend``.
+
+    Returns
+    -------
+    dict
+        ``model`` (name), ``weights_sha256`` ("" if unknown) and, for audio models,
+        ``input_repr``, ``content_type`` and ``frontend``.
+    """
+    from .weights import ModelMetadata
+
+    metadata = getattr(model, "metadata", None)
+    if not isinstance(metadata, ModelMetadata):
+        return {"model": getattr(model, "name", "keras"), "weights_sha256": ""}
+    info = {"model": metadata.name, "weights_sha256": metadata.sha256 or ""}
+    if getattr(model, "frontend", None) is not None:  # audio models know their frontend
+        info.update(input_repr=metadata.input_repr, content_type=metadata.content_type or "",
+                    frontend=model.frontend)
+    return info
 
 
 def get_output_path(filepath, suffix, output_dir=None):

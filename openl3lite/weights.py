@@ -11,6 +11,7 @@ frontend and image scaling, so a model always gets the preprocessing it was trai
 import hashlib
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -104,6 +105,23 @@ def is_openl3_weight_file(path):
             return "layer_names" in f.attrs and "openl3lite" not in f.attrs
     except OSError:
         return False
+
+
+#: OpenL3's weight files are named ``..._<input_repr>_<content_type>[-...].h5``; OpenL3's
+#: loader documents that the configuration is read from the name.
+_OPENL3_FILE_NAME = re.compile(r"_(linear|mel128|mel256)_(music|env)(?:[-.]|$)")
+
+
+def openl3_file_facts(path):
+    """The input representation and content type an OpenL3 weight file's name gives.
+
+    Returns
+    -------
+    tuple
+        ``(input_repr, content_type)``, each None when the name does not say.
+    """
+    match = _OPENL3_FILE_NAME.search(os.path.basename(os.fspath(path)))
+    return (match.group(1), match.group(2)) if match else (None, None)
 
 
 def read_openl3_weights(path):

@@ -2,6 +2,7 @@
 real audio and images, OpenL3's fixtures through an engine, the converted network cached by the
 weights' sha256 and reused, a tampered cache file rebuilt, and the CLI's --engine."""
 
+import json
 import os
 import subprocess
 import sys
@@ -195,3 +196,80 @@ def test_bf16_engine_beyond_its_tolerance_is_refused(home, shipped_audio, monkey
                                        48000, model=shipped_audio, verbose=False,
                                        engine="openvino-bf16")
     assert not engines._VERIFIED
+
+
+_WITHOUT_KERAS = r"""
+import json, sys
+import numpy as np
+import soundfile as sf
+import openl3lite
+audio = sf.read(sys.argv[1])[0]
+emb, ts = openl3lite.get_audio_embedding(audio, 8000, model=sys.argv[2], hop_size=0.25,
+                                         verbose=False, engine="onnxruntime")
+frame = np.asarray(__import__("PIL.Image").Image.open(sys.argv[3]).convert("RGB"))
+img = openl3lite.get_image_embedding(frame, model=sys.argv[2], verbose=False,
+                                     engine="onnxruntime")
+out = openl3lite.process_audio_file(sys.argv[1], model=sys.argv[2], output_dir=sys.argv[4],
+                                    verbose=False, engine="onnxruntime")
+np.savez(sys.argv[4] + "/arrays.npz", emb=emb, ts=ts, img=img)
+print("MODULES " + json.dumps({name: name in sys.modules for name in ("tensorflow", "keras")}))
+"""
+
+
+def test_a_cached_engine_network_runs_without_keras(home, tmp_path):
+    """Once a weights file's network is converted, a process that asks for it by name (or
+    file) on an engine finds it in the cache by the file's sha256 and never imports Keras or
+    TensorFlow; it computes what the engine computed in the process that converted it."""
+    frame_path = DATA / "avdigits_frame.png"
+    audio = sf.read(SPEECH[0])[0]
+    expected, expected_ts = openl3lite.get_audio_embedding(audio, 8000, model=SHIPPED,
+                                                           hop_size=0.25, verbose=False,
+                                                           engine="onnxruntime")
+    from PIL import Image
+
+    frame = np.asarray(Image.open(frame_path).convert("RGB"))
+    expected_image = openl3lite.get_image_embedding(frame, model=SHIPPED, verbose=False,
+                                                    engine="onnxruntime")
+    env = dict(os.environ, OPENL3LITE_HOME=str(home), PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_KERAS, str(SPEECH[0]), SHIPPED,
+                           str(frame_path), str(tmp_path)], capture_output=True, text=True,
+                          timeout=600, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+    modules = json.loads(done.stdout.split("MODULES ", 1)[1])
+    assert modules == {"tensorflow": False, "keras": False}
+    got = np.load(tmp_path / "arrays.npz")
+    np.testing.assert_allclose(got["emb"], expected, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(got["ts"], expected_ts)
+    np.testing.assert_allclose(got["img"], expected_image, rtol=0, atol=1e-6)
+    written = np.load(tmp_path / "theo_314159.npz")
+    assert str(written["engine"]) == "onnxruntime" and str(written["model"]) == SHIPPED
+    assert str(written["weights_sha256"]) == openl3lite.registry.part_sha256(SHIPPED, "audio")
+
+
+def test_the_keras_free_path_serves_only_what_it_can(home, tmp_path):
+    """Anything the cache cannot answer exactly falls back to the Keras model (None here)."""
+    engines.converted_model(openl3lite.load_audio_embedding_model_from_path(SHIPPED, None, 512))
+    found = engines.cached_engine_model(SHIPPED, "audio", None, 512, "kapre", "music",
+                                        "onnxruntime")
+    assert isinstance(found, engines.EngineModel) and found.input_repr == "mel128"
+    assert found.metadata.name == SHIPPED and found.frontend == "kapre"
+    for model, input_repr, size, frontend, engine in [
+            (SHIPPED, "mel256", 512, "kapre", "onnxruntime"),  # not its representation
+            (SHIPPED, None, 512, "librosa", "onnxruntime"),    # librosa frontend
+            (SHIPPED, None, 512, "kapre", "keras"),            # Keras itself
+            (SHIPPED, None, 512, "kapre", "openvino-bf16"),    # checked against Keras
+            (tmp_path / "missing.h5", None, 512, "kapre", "onnxruntime")]:
+        assert engines.cached_engine_model(model, "audio", input_repr, size, frontend, "music",
+                                           engine) is None
+
+
+def test_fast_mode_with_an_engine_still_runs_its_trunk_in_keras(home):
+    """A cached engine network must not stand in for the model in fast mode, whose trunk runs
+    in Keras whatever the engine (the engine's cache is warm from the tests above or now)."""
+    engines.converted_model(openl3lite.load_audio_embedding_model_from_path(SHIPPED, None, 512))
+    signal = np.concatenate([sf.read(p)[0] for p in SPEECH] * 4)  # about 8 s at 8 kHz
+    options = {"model": SHIPPED, "embedding_size": 512, "hop_size": 0.1, "mode": "fast",
+               "verbose": False}
+    on_engine, _ = openl3lite.get_audio_embedding(signal, 8000, engine="onnxruntime", **options)
+    in_keras, _ = openl3lite.get_audio_embedding(signal, 8000, **options)
+    np.testing.assert_array_equal(on_engine, in_keras)
