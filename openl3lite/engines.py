@@ -23,7 +23,7 @@ the model came from. :func:`cached_engine_model` looks a model name, weights fil
 default model up there, so that the API (:func:`openl3lite.api.as_audio_model`) can run a
 network converted earlier as an :class:`EngineModel` without building the Keras model: that
 path imports neither Keras nor TensorFlow (155 MB before the first call with OpenL3's full
-audio network on OpenVINO, against about 870 MB with Keras; ``benchmarks/backends.py``).
+audio network on OpenVINO, against 887 MB with Keras; ``benchmarks/backends.py``).
 
 The audio network of an engine takes waveforms and computes the spectrogram inside
 (:class:`openl3lite.frontend.DFTSpectrogram`); a model with the librosa frontend runs its
