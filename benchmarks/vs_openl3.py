@@ -238,21 +238,12 @@ def write_images(path):
 # ----------------------------------------------------------------------------- worker
 
 
-def _rss_mb():
-    """Resident set size of this process now (MB, from /proc)."""
+def _status_mb(field):
+    """A size from /proc/self/status in MB: ``VmRSS`` (resident now) or ``VmHWM`` (this
+    process's own peak; ``ru_maxrss`` would carry the RSS of the process that forked it)."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _peak_rss_mb():
-    """This process's own peak RSS (``VmHWM``; ``ru_maxrss`` would carry the RSS of the
-    process that forked it)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -278,7 +269,7 @@ def worker(spec):
     models = importlib.import_module(spec["lib"] + ".models")
     import numpy as np
 
-    out = {"import_s": time.perf_counter() - t0, "rss_import_mb": _rss_mb()}
+    out = {"import_s": time.perf_counter() - t0, "rss_import_mb": _status_mb("VmRSS")}
     kwargs = spec.get("kwargs", {})
     task = spec["task"]
     t0 = time.perf_counter()
@@ -289,7 +280,7 @@ def worker(spec):
     if task in ("image", "video"):
         image_model = models.load_image_embedding_model(INPUT_REPR, CONTENT_TYPE, IMAGE_SIZE)
     out["load_s"] = time.perf_counter() - t0
-    out["rss_idle_mb"] = _rss_mb()
+    out["rss_idle_mb"] = _status_mb("VmRSS")
     save = spec["save"]
     if task == "audio":
         import soundfile as sf
@@ -343,7 +334,7 @@ def worker(spec):
         shutil.rmtree(folder)
     else:
         raise SystemExit(f"unknown task {task!r}")
-    out["rss_peak_mb"] = _peak_rss_mb()
+    out["rss_peak_mb"] = _status_mb("VmHWM")
     versions = {}
     for name in ("tensorflow", "keras", "numpy", "resampy", "kapre", spec["lib"]):
         module = sys.modules.get(name)

@@ -222,9 +222,10 @@ class EngineModel:
         return self.metadata.image_scaling
 
 
-#: Engines :func:`cached_engine_model` serves without Keras (an approximate engine is checked
-#: against the Keras model when first used, so it needs it).
-_KERAS_FREE_ENGINES = ("onnxruntime", "openvino")
+#: Engines :func:`cached_engine_model` serves without Keras: the converted ones, except the
+#: approximate ones (checked against the Keras model when first used, so they need it).
+_KERAS_FREE_ENGINES = tuple(engine for engine in ENGINES
+                            if engine != DEFAULT_ENGINE and engine not in APPROXIMATE_ENGINES)
 
 
 def _weights_file_facts(model, part, input_repr, content_type, frontend):
@@ -233,9 +234,10 @@ def _weights_file_facts(model, part, input_repr, content_type, frontend):
     from . import registry, weights
 
     if model is None:
-        if input_repr is None and frontend == "librosa":
+        try:
+            model = registry.default_model_name(input_repr, content_type, frontend)
+        except OpenL3liteError:  # the Keras path gives the error
             return None
-        model = registry.openl3_model_name(input_repr or DEFAULT_INPUT_REPR, content_type)
     if not isinstance(model, (str, os.PathLike)):
         return None
     if registry.is_model_name(model):

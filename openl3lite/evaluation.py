@@ -453,9 +453,7 @@ def avc_accuracy(avc_model, dataset_dir, n_pairs=2048, batch_size=64, seed=0, pr
     Parameters
     ----------
     avc_model : openl3lite.l3net.L3Net or keras.Model
-        Anything whose ``predict_on_batch`` maps ``{"audio": (B, 48000), "image": (B, 224,
-        224, 3)}`` to (B, 2) probabilities (index 1 = corresponds): an L3Net or its
-        ``avc_model``.
+        As :func:`score_avc_batches` takes it.
     dataset_dir : str
         A prepared dataset (``l3embed prepare``), e.g. of videos never seen in training.
     n_pairs : int

@@ -68,10 +68,7 @@ class L3Net:
             metadata = ModelMetadata(name=f"l3net-{input_repr}-w{width:g}", input_repr=input_repr,
                                      width=float(width), embedding_channels=embedding_channels,
                                      image_scaling="symmetric", content_type=None)
-        given = (metadata.input_repr, float(metadata.width), metadata.embedding_channels)
-        if given != (input_repr, float(width), embedding_channels):
-            raise ValueError(f"metadata describes {given}, the network is "
-                             f"{(input_repr, float(width), embedding_channels)}")
+        _check_architecture(metadata, (input_repr, float(width), embedding_channels))
         self.metadata = metadata
         self.spectrogram = Spectrogram(input_repr, name="spectrogram")
         self.audio_trunk = network.build_audio_trunk(input_repr, width, embedding_channels)
@@ -161,9 +158,7 @@ class L3Net:
             describe this architecture.
         """
         metadata = metadata or self.metadata
-        if (metadata.input_repr, float(metadata.width), metadata.embedding_channels) != \
-                (self.input_repr, self.width, self.embedding_channels):
-            raise ValueError("the metadata describes another architecture than this network")
+        _check_architecture(metadata, _architecture(self.metadata))
         weights.save_model_file(os.fspath(path), self.parts(), metadata)
 
     # ------------------------------------------------------------ description
@@ -233,10 +228,15 @@ class L3Net:
         return (keras.Input((WINDOW_LEN,), name="audio"),
                 keras.Input((network.IMAGE_SIZE, network.IMAGE_SIZE, 3), name="image"))
 
-    def _pair_graph(self):
+    def _pooled_vectors(self):
+        """The graphs' inputs and the pool4 vectors of both subnetworks over them."""
         audio_in, image_in = self._inputs()
         audio_vec = self.audio_pool4(self.audio_trunk(self.spectrogram(audio_in)))
         image_vec = self.image_pool4(self.image_trunk(image_in))
+        return audio_in, image_in, audio_vec, image_vec
+
+    def _pair_graph(self):
+        audio_in, image_in, audio_vec, image_vec = self._pooled_vectors()
         joint = keras.layers.Concatenate(name="audio_image_vector")([audio_vec, image_vec])
         return keras.Model({"audio": audio_in, "image": image_in}, self.fusion(joint),
                            name="l3net_avc")
@@ -255,9 +255,7 @@ class L3Net:
             for image ``i`` with audio clip ``j``.
         """
         if self._all_pairs is None:
-            audio_in, image_in = self._inputs()
-            audio_vec = self.audio_pool4(self.audio_trunk(self.spectrogram(audio_in)))
-            image_vec = self.image_pool4(self.image_trunk(image_in))
+            audio_in, image_in, audio_vec, image_vec = self._pooled_vectors()
             scores = network.PairwiseFusion(self.fusion, name="pairwise_fusion")(audio_vec,
                                                                                  image_vec)
             self._all_pairs = keras.Model({"audio": audio_in, "image": image_in}, scores,
@@ -311,3 +309,15 @@ class L3Net:
     def __repr__(self):
         return (f"L3Net({self.metadata.name!r}, input_repr={self.input_repr!r}, "
                 f"width={self.width:g}, embedding_channels={self.embedding_channels})")
+
+
+def _architecture(metadata):
+    """What fixes a network's shapes: ``(input_repr, width, embedding_channels)``."""
+    return (metadata.input_repr, float(metadata.width), metadata.embedding_channels)
+
+
+def _check_architecture(metadata, architecture):
+    """Raise ValueError unless ``metadata`` describes ``architecture``."""
+    if _architecture(metadata) != architecture:
+        raise ValueError(f"the metadata describes another architecture "
+                         f"{_architecture(metadata)} than this network's {architecture}")

@@ -319,19 +319,9 @@ def _check_model_choice(input_repr, content_type, frontend):
         check_choice("frontend", frontend, FRONTENDS)
 
 
-def default_model_name(input_repr=None, content_type=DEFAULT_CONTENT_TYPE, frontend="kapre"):
-    """The model used when none is given: OpenL3's weights for ``input_repr`` (default
-    ``mel256``) and ``content_type``, as OpenL3 0.4.2 chooses them.
-
-    Raises
-    ------
-    OpenL3liteError
-        For a librosa frontend without ``input_repr`` (OpenL3 requires it there).
-    """
-    _check_model_choice(input_repr, content_type, frontend)
-    if input_repr is None and frontend == "librosa":
-        raise OpenL3liteError("the librosa frontend needs input_repr (linear, mel128 or mel256)")
-    return registry.openl3_model_name(input_repr or DEFAULT_INPUT_REPR, content_type)
+#: The model used when none is given (OpenL3 0.4.2's choice); defined in the registry, which
+#: the API's Keras-free engine path reads too.
+default_model_name = registry.default_model_name
 
 
 def get_audio_embedding_model_path(input_repr, content_type):

@@ -18,12 +18,14 @@ from importlib import resources
 from pathlib import Path
 
 from . import hub
+from .checks import check_choice
 from .errors import OpenL3liteError
 from .facts import (
     AUDIO_EMBEDDING_SIZES,
     CONTENT_TYPES,
     DEFAULT_CONTENT_TYPE,
     DEFAULT_INPUT_REPR,
+    FRONTENDS,
     IMAGE_EMBEDDING_SIZES,
     INPUT_REPRS,
 )
@@ -132,6 +134,33 @@ def openl3_model_name(input_repr=DEFAULT_INPUT_REPR, content_type=DEFAULT_CONTEN
         ``openl3-<input_repr>-<content_type>``.
     """
     return f"openl3-{input_repr}-{content_type}"
+
+
+def default_model_name(input_repr=None, content_type=DEFAULT_CONTENT_TYPE, frontend="kapre"):
+    """The model used when none is given: OpenL3's weights for ``input_repr`` (default
+    ``mel256``) and ``content_type``, as OpenL3 0.4.2 chooses them.
+
+    Parameters
+    ----------
+    input_repr : str, optional
+    content_type : str
+    frontend : str, optional
+        None for the image network, which has no frontend.
+
+    Raises
+    ------
+    OpenL3liteError
+        For an unknown choice, or a librosa frontend without ``input_repr`` (OpenL3 requires
+        it there).
+    """
+    if input_repr is not None:
+        check_choice("input_repr", input_repr, INPUT_REPRS)
+    check_choice("content_type", content_type, CONTENT_TYPES)
+    if frontend is not None:
+        check_choice("frontend", frontend, FRONTENDS)
+    if input_repr is None and frontend == "librosa":
+        raise OpenL3liteError("the librosa frontend needs input_repr (linear, mel128 or mel256)")
+    return openl3_model_name(input_repr or DEFAULT_INPUT_REPR, content_type)
 
 
 def _openl3_entries():
