@@ -19,6 +19,27 @@ FSDD_RECORDINGS = SHARED / "data" / "fsdd" / "recordings"
 VIDEO = SHARED / "fixtures" / "openl3" / "inputs" / "video" / "bento.mp4"
 
 
+def cores_busy(func, repeats):
+    """Cores this process kept busy while running ``func()`` ``repeats`` times: its CPU time
+    (user + system, all threads) over the wall time. Near the machine's core count means the
+    work leaves no core idle for other work to overlap with.
+
+    Returns
+    -------
+    float
+    """
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        func()
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu / wall
+
+
 def median_time(func, repeats, warmup=True):
     """Median wall time of ``func()`` over ``repeats`` runs, after one untimed warm-up run.
 

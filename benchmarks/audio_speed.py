@@ -22,6 +22,7 @@ import soundfile as sf
 from _common import (
     audio_model,
     chirp_signal,
+    cores_busy,
     machine_line,
     median_time,
     named_audio_model,
@@ -77,17 +78,19 @@ def stage_times(path, model, hop, batch_size, resampler, repeats):
     windows = list(framing.iter_window_batches([resampled], n_out, hop, True, batch_size))
     spec = frontend_model(model.input_repr)
     spec.predict_on_batch(windows[0].astype(np.float32))
+    run_frontend = lambda: [spec.predict_on_batch(w.astype(np.float32)) for w in windows]
     return {
+        "frontend cores": cores_busy(run_frontend, repeats),
         "read": median_time(lambda: sf.read(path), repeats),
         "resample": median_time(lambda: sum(len(b) for b in audio.iter_resampled(
             blocks(), sr, len(samples), method=resampler)), repeats),
-        "frontend": median_time(lambda: [spec.predict_on_batch(w.astype(np.float32))
-                                         for w in windows], repeats, warmup=False),
+        "frontend": median_time(run_frontend, repeats, warmup=False),
     }
 
 
 def network_alone_time(model, n_windows, batch_size, repeats, jit_compile=False):
-    """Median seconds of the network (no frontend) on random spectrogram batches."""
+    """Median seconds of the network (no frontend) on random spectrogram batches, and the
+    cores it kept busy (:func:`_common.cores_busy`)."""
     from openl3lite.frontend import spectrogram_shape
 
     net = spectrogram_network(model, jit_compile)
@@ -97,8 +100,8 @@ def network_alone_time(model, n_windows, batch_size, repeats, jit_compile=False)
                for b in batch_sizes(n_windows, batch_size)]
     for b in {len(x): x for x in batches}.values():  # trace each batch shape once
         net.predict_on_batch(b)
-    return median_time(lambda: [net.predict_on_batch(b) for b in batches], repeats,
-                       warmup=False)
+    run = lambda: [net.predict_on_batch(b) for b in batches]
+    return median_time(run, repeats, warmup=False), cores_busy(run, repeats)
 
 
 def end_to_end_time(path, model, hop, batch_size, resampler, mode, repeats):
@@ -149,9 +152,9 @@ def main():
         model = model or audio_model(width, args.input_repr)
         for hop in args.hops:
             n = framing.count_windows(n_samples, hop)
-            net = network_alone_time(model, n, args.batch_size, args.repeats)
+            net, net_cores = network_alone_time(model, n, args.batch_size, args.repeats)
             if args.jit:
-                net_jit = network_alone_time(model, n, args.batch_size, args.repeats, True)
+                net_jit, _ = network_alone_time(model, n, args.batch_size, args.repeats, True)
                 rows.append([width, hop, "network alone, XLA", n, n / net_jit, "", "",
                              net / net_jit])
             rows.append([width, hop, "network alone", n, n / net, "", "", 1.0])
@@ -166,17 +169,22 @@ def main():
             stages = stage_times(path, model, hop, args.batch_size, args.resampler,
                                  args.repeats)
             stages["network"] = net
+            frontend_cores = stages.pop("frontend cores")
             serial = sum(stages.values())
             stage_rows.append([width, hop] + [f"{100 * stages[k] / serial:.1f}%"
                                               for k in ("read", "resample", "frontend",
-                                                        "network")])
+                                                        "network")]
+                              + [f"{frontend_cores:.2f}", f"{net_cores:.2f}"])
     shown = "/".join(sorted({m.input_repr for _, m in models if m})) or args.input_repr
     title = (f"audio: {args.seconds:g} s at 44.1 kHz, {shown}, batch "
              f"{args.batch_size}, resampler {args.resampler}; median of {args.repeats} runs")
     print_table(title, ["model" if args.models else "width", "hop (s)", "path", "windows", "windows/s", "audio s/s",
                         "speed-up vs exact", "ratio to network alone"], rows)
-    print_table("share of serial time per stage (each stage timed alone, exact mode)",
-                ["model" if args.models else "width", "hop (s)", "reading", "resampling", "frontend", "network"], stage_rows)
+    print_table("share of serial time per stage (each stage timed alone, exact mode); cores "
+                "busy = CPU time / wall time while the frontend or the network ran alone",
+                ["model" if args.models else "width", "hop (s)", "reading", "resampling",
+                 "frontend", "network", "cores busy: frontend", "cores busy: network"],
+                stage_rows)
 
 
 if __name__ == "__main__":

@@ -142,7 +142,7 @@ def as_audio_model(model, input_repr=None, embedding_size=AUDIO_EMBEDDING_SIZES[
                                           content_type, engine) if mode == "exact" else None)
     if cached is not None:
         return cached
-    return _models().as_audio_model(model, input_repr, embedding_size, frontend, content_type)
+    return keras_models().as_audio_model(model, input_repr, embedding_size, frontend, content_type)
 
 
 def as_image_model(model, embedding_size=IMAGE_EMBEDDING_SIZES[0], input_repr=None,
@@ -152,12 +152,12 @@ def as_image_model(model, embedding_size=IMAGE_EMBEDDING_SIZES[0], input_repr=No
                                          content_type, engine)
     if cached is not None:
         return cached
-    return _models().as_image_model(model, embedding_size, input_repr, content_type)
+    return keras_models().as_image_model(model, embedding_size, input_repr, content_type)
 
 
-def _models():
+def keras_models():
     """:mod:`openl3lite.models`, imported (with Keras and its backend) on first need, without
-    TensorFlow's start-up lines."""
+    TensorFlow's start-up lines: how every Keras-free module reaches the Keras models."""
     from .quiet import import_backend_quietly
 
     import_backend_quietly()

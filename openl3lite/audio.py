@@ -347,15 +347,36 @@ def _kaiser_window(n_points):
     return scipy.signal.windows.kaiser(n_points, _KAISER_BEST_BETA, sym=True)
 
 
+@functools.lru_cache(maxsize=8)
+def _kaiser_best_table(ratio):
+    """The kaiser_best filter laid out for :func:`openl3lite.sinc.interpolate`.
+
+    Parameters
+    ----------
+    ratio : float
+        ``sr_out / sr_in``; below 1 the filter is scaled by it, as ``resampy.resample`` does.
+
+    Returns
+    -------
+    openl3lite.sinc.SincTable
+    """
+    from . import sinc  # numba: imported on first resampling, not with openl3lite
+
+    interp_win, num_table, _ = _kaiser_best_filter()
+    scale = min(1.0, ratio)
+    if ratio < 1:
+        interp_win = ratio * interp_win
+    return sinc.sinc_table(interp_win, num_table, scale)
+
+
 @functools.lru_cache(maxsize=1)
 def _kaiser_best_filter():
     """resampy 0.2.2's kaiser_best filter table, built once per process.
 
-    Given to resampy as its ``filter`` (a function), so that resampling a stream chunk by chunk
-    does not rebuild the table (a 65,537-point Kaiser window and sinc; 0.08 s measured on a
-    loaded 2-core machine) for every chunk; the values are those resampy's ``sinc_window``
-    gives for these parameters. The array is shared: resampy only reads it, and so must any
-    other caller.
+    Built once so that resampling a stream chunk by chunk does not rebuild it (a 65,537-point
+    Kaiser window and sinc; 0.08 s measured on a loaded 2-core machine) for every chunk; the
+    values are those resampy's ``sinc_window`` gives for these parameters. The array is
+    shared: callers only read it.
 
     Returns
     -------
@@ -395,14 +416,18 @@ def resample(samples, sr_in, sr_out=TARGET_SR, method=DEFAULT_RESAMPLER):
     if n_out < 1:
         return np.zeros(0)
     if method == "kaiser_best":
-        import resampy
-
+        samples = np.asarray(samples, dtype=np.float64)
         if sr_out > sr_in:
             registers = np.add.accumulate(np.full(n_out, float(sr_in) / float(sr_out)))
             times = np.concatenate([[0.0], registers[:-1]])
-            return _resample_at(np.asarray(samples, dtype=np.float64), times)
-        return resampy.resample(np.asarray(samples, dtype=np.float64), sr_in, sr_out,
-                                filter=_kaiser_best_filter)
+            return _resample_at(samples, times)
+        # Downsampling as resampy.resample does it: positions t / ratio, the filter scaled
+        # by the ratio.
+        from . import sinc
+
+        ratio = float(sr_out) / sr_in
+        return sinc.interpolate(samples, np.arange(n_out) * (1.0 / ratio),
+                                _kaiser_best_table(ratio))
     import soxr
 
     quality = {"soxr_hq": "HQ", "soxr_vhq": "VHQ"}[method]
@@ -486,15 +511,15 @@ def _resample_at(segment, times):
     """kaiser_best interpolation of ``segment`` at input-sample positions ``times``.
 
     Used when upsampling, where resampy's filter is not rescaled; ``times`` are the exact
-    positions resampy 0.2.2's accumulating time register reaches.
+    positions resampy 0.2.2's accumulating time register reaches. Bit for bit what
+    ``resampy.resample_nu(padded, 1.0, times)`` gives (:mod:`openl3lite.sinc`).
     """
-    import resampy
+    # Zeros past the end add exact zeros to the sums: the padding resample_nu's domain check
+    # needed, kept so that the sums stay resampy's term for term.
+    from . import sinc
 
-    # Zeros past the end add exact zeros to the sums; they only let the last positions pass
-    # resample_nu's domain check.
     padded = np.concatenate([segment, np.zeros(2)])
-    # sr_orig=1 makes resample_nu take ``times`` in samples as they are (no seconds round trip).
-    return resampy.resample_nu(padded, 1.0, times, filter=_kaiser_best_filter)
+    return sinc.interpolate(padded, times, _kaiser_best_table(1.0))
 
 
 def _iter_resampled_sinc(blocks, sr_in, sr_out, n_frames, n_out_total):

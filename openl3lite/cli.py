@@ -611,7 +611,6 @@ def main():
 @_audio_options
 @_input_and_engine_options
 @_engine_option
-@_needs_backend
 def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
           audio_embedding_size, no_audio_centering, audio_hop_size, audio_batch_size, frontend,
           resampler, fast, files_from, shard, ray_address, ray_workers, ray_cpus, ray_gpus,
@@ -649,7 +648,6 @@ def audio(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
 @_image_options
 @_input_and_engine_options
 @_engine_option
-@_needs_backend
 def image(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
           image_embedding_size, image_batch_size, files_from, shard, ray_address, ray_workers,
           ray_cpus, ray_gpus, engine):
@@ -675,7 +673,6 @@ def image(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, 
                    "image weights for --input-repr / --content-type.")
 @_input_and_engine_options
 @_engine_option
-@_needs_backend
 def video(inputs, output_dir, suffix, overwrite, quiet, model_path, input_repr, content_type,
           audio_embedding_size, no_audio_centering, audio_hop_size, audio_batch_size, frontend,
           fast, image_embedding_size, image_batch_size, image_model_path, files_from,

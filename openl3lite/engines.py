@@ -231,7 +231,7 @@ _KERAS_FREE_ENGINES = tuple(engine for engine in ENGINES
 def _weights_file_facts(model, part, input_repr, content_type, frontend):
     """(sha256 of the weights file, its input representation) for the API's ``model``
     argument, or None where it is not a model name or file this path can serve."""
-    from . import registry, weights
+    from . import registry
 
     if model is None:
         try:
@@ -247,18 +247,35 @@ def _weights_file_facts(model, part, input_repr, content_type, frontend):
         sha256 = registry.part_sha256(model, part)
         return (sha256, entry.input_repr) if sha256 else None
     path = os.fspath(model)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
     if not os.path.isfile(path):
         return None
     try:
-        if weights.is_openl3_weight_file(path):
-            file_repr = input_repr or weights.openl3_file_facts(path)[0] or DEFAULT_INPUT_REPR
-        else:
-            file_repr = weights.read_model_metadata(path).input_repr
+        sha256, is_openl3, recorded_repr = _file_facts(os.path.realpath(path), stat.st_size,
+                                                       stat.st_mtime_ns)
     except OpenL3liteError:
         return None
+    file_repr = (input_repr or recorded_repr or DEFAULT_INPUT_REPR) if is_openl3 else recorded_repr
     if input_repr not in (None, file_repr):
         return None
-    return weights.sha256_of(path), file_repr
+    return sha256, file_repr
+
+
+@functools.lru_cache(maxsize=64)
+def _file_facts(real_path, size, mtime_ns):
+    """(sha256, whether it is an OpenL3 weights file, the input representation it records or
+    its name implies) of a weights file, read once per file version: the size and
+    modification time in the key make a rewritten file read again, and repeated calls with
+    the same file skip hashing it (about 20 ms for OpenL3's 18 MB audio weights)."""
+    from . import weights
+
+    if weights.is_openl3_weight_file(real_path):
+        return weights.sha256_of(real_path), True, weights.openl3_file_facts(real_path)[0]
+    return (weights.sha256_of(real_path), False,
+            weights.read_model_metadata(real_path).input_repr)
 
 
 def cached_engine_model(model, part, input_repr, embedding_size, frontend, content_type,

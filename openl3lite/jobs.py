@@ -24,18 +24,31 @@ from .facts import (AUDIO_EMBEDDING_SIZES, CONTENT_TYPES, DEFAULT_BATCH_SIZE,
 
 # ---------------------------------------------------------------- models
 
-def load_audio_model(model_path, input_repr, content_type, embedding_size, frontend):
+def load_audio_model(model_path, input_repr, content_type, embedding_size, frontend,
+                     engine=DEFAULT_ENGINE, mode=DEFAULT_MODE):
     """The audio model of a command: ``model_path`` (a name or a file), else OpenL3's for
     ``input_repr`` (mel256 if None, as OpenL3's CLI chooses it, also for the librosa
     frontend) and ``content_type``.
+
+    In exact mode with an engine that runs without Keras, the network converted by an earlier
+    run is taken from the engines' cache when it is there
+    (:func:`openl3lite.engines.cached_engine_model`): neither Keras nor TensorFlow is then
+    imported. Otherwise the Keras model is loaded (and converted on first use).
 
     Raises
     ------
     OpenL3liteError
         A model that cannot be loaded.
     """
-    from . import models
+    from . import engines
+    from .api import keras_models
 
+    cached = (engines.cached_engine_model(model_path, "audio", input_repr, embedding_size,
+                                          frontend, content_type, engine)
+              if mode == "exact" else None)
+    if cached is not None:
+        return cached
+    models = keras_models()
     if model_path is None:
         return models.load_audio_embedding_model(input_repr or DEFAULT_INPUT_REPR, content_type,
                                                  embedding_size, frontend)
@@ -52,18 +65,28 @@ def prepare_engine(model, engine):
     OpenL3liteError
         The engine is not installed, or the conversion failed its verification.
     """
-    if engine == DEFAULT_ENGINE:
-        return
     from . import engines
+
+    if engine == DEFAULT_ENGINE or isinstance(model, engines.EngineModel):
+        return  # an EngineModel is a verified conversion already
 
     engines.predictor(model, engine,
                       waveform_input=getattr(model, "frontend", DEFAULT_FRONTEND) != "librosa")
 
 
-def load_image_model(model_path, input_repr, content_type, embedding_size):
+def load_image_model(model_path, input_repr, content_type, embedding_size,
+                     engine=DEFAULT_ENGINE):
     """The image model of a command: ``model_path`` (a name or a file), else OpenL3's image
-    weights for ``input_repr`` / ``content_type``."""
-    from . import models
+    weights for ``input_repr`` / ``content_type``; from the engines' cache, without Keras,
+    where :func:`load_audio_model` would take it from there."""
+    from . import engines
+    from .api import keras_models
+
+    cached = engines.cached_engine_model(model_path, "image", input_repr, embedding_size, None,
+                                         content_type, engine)
+    if cached is not None:
+        return cached
+    models = keras_models()
 
     if model_path is None:
         return models.load_image_embedding_model(input_repr, content_type, embedding_size)
@@ -160,7 +183,7 @@ class AudioJob(_Job):
         """The loaded model (loaded on first use)."""
         return self._model("audio", lambda: load_audio_model(
             self.model, self.input_repr, self.content_type, int(self.embedding_size),
-            self.frontend))
+            self.frontend, self.engine, self.mode))
 
     def load(self):
         """Load the model (and its engine's conversion) now (raises :class:`OpenL3liteError`
@@ -229,7 +252,8 @@ class ImageJob(_Job):
     def image_model(self):
         """The loaded model (loaded on first use)."""
         return self._model("image", lambda: load_image_model(
-            self.model, self.input_repr, self.content_type, int(self.embedding_size)))
+            self.model, self.input_repr, self.content_type, int(self.embedding_size),
+            self.engine))
 
     def load(self):
         """Load the model (and its engine's conversion) now (raises :class:`OpenL3liteError`
@@ -312,10 +336,10 @@ class VideoJob(_Job):
         """(audio model, image model), loaded on first use."""
         audio = self._model("audio", lambda: load_audio_model(
             self.model, self.input_repr, self.content_type, int(self.audio_embedding_size),
-            self.frontend))
+            self.frontend, self.engine, self.mode))
         image = self._model("image", lambda: load_image_model(
             self.image_model or self.model, self.input_repr, self.content_type,
-            int(self.image_embedding_size)))
+            int(self.image_embedding_size), self.engine))
         return audio, image
 
     def load(self):

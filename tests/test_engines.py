@@ -273,3 +273,65 @@ def test_fast_mode_with_an_engine_still_runs_its_trunk_in_keras(home):
     on_engine, _ = openl3lite.get_audio_embedding(signal, 8000, engine="onnxruntime", **options)
     in_keras, _ = openl3lite.get_audio_embedding(signal, 8000, **options)
     np.testing.assert_array_equal(on_engine, in_keras)
+
+
+_CLI_WITHOUT_KERAS = r"""
+import json, sys
+from openl3lite.cli import main
+main(sys.argv[1:])
+print("MODULES " + json.dumps({name: name in sys.modules for name in ("tensorflow", "keras")}))
+"""
+
+
+@pytest.mark.parametrize("command", ["audio", "image", "video"])
+def test_the_cli_runs_a_cached_engine_network_without_keras(home, tmp_path, command):
+    """``l3embed audio|image|video --engine onnxruntime`` finds the network an earlier run
+    converted and never imports Keras or TensorFlow; it writes what the API's engine path
+    computes, with the engine and the model's provenance."""
+    inputs = {"audio": SPEECH[0], "image": DATA / "avdigits_frame.png",
+              "video": DATA / "avdigits_theo_001.mp4"}[command]
+    for part in ("audio", "image"):  # make sure both conversions are in the cache
+        engines.converted_model(openl3lite.load_audio_embedding_model_from_path(SHIPPED, None,
+                                                                                6144)
+                                if part == "audio" else
+                                openl3lite.load_image_embedding_model_from_path(SHIPPED, 8192))
+    env = dict(os.environ, OPENL3LITE_HOME=str(home), PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-c", _CLI_WITHOUT_KERAS, command, str(inputs),
+                           "--model", SHIPPED, "--engine", "onnxruntime", "-o", str(tmp_path),
+                           "--quiet"], capture_output=True, text=True, timeout=600, env=env,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.split("MODULES ", 1)[1]) == {"tensorflow": False,
+                                                               "keras": False}
+    outputs = sorted(tmp_path.glob("*.npz"))
+    assert len(outputs) == (2 if command == "video" else 1)
+    for output in outputs:
+        written = np.load(output)
+        assert str(written["engine"]) == "onnxruntime" and str(written["model"]) == SHIPPED
+    if command == "audio":
+        expected, _ = openl3lite.get_audio_embedding(sf.read(inputs)[0], 8000, model=SHIPPED,
+                                                     verbose=False, engine="onnxruntime")
+        np.testing.assert_allclose(np.load(outputs[0])["embedding"], expected, rtol=0,
+                                   atol=1e-6)
+
+
+def test_a_weights_file_is_hashed_once_per_version(tmp_path, monkeypatch):
+    """Repeated engine calls with the same weights file do not hash it again; a file rewritten
+    in place (new modification time) is hashed again and its new sha256 used."""
+    import shutil
+
+    from openl3lite import registry, weights
+
+    path = tmp_path / "model.keras"
+    shutil.copyfile(registry.part_file(SHIPPED, "audio"), path)
+    hashed = []
+    real_sha256 = weights.sha256_of
+    monkeypatch.setattr(weights, "sha256_of", lambda p: hashed.append(p) or real_sha256(p))
+    first = engines._weights_file_facts(path, "audio", None, "music", "kapre")
+    again = engines._weights_file_facts(path, "audio", None, "music", "kapre")
+    assert first == again and first[1] == "mel128" and len(hashed) == 1
+    with open(path, "ab") as f:  # another version of the file: other bytes, other sha256
+        f.write(b"\0")
+    changed = engines._weights_file_facts(path, "audio", None, "music", "kapre")
+    assert len(hashed) == 2 and changed[0] != first[0] == real_sha256(
+        registry.part_file(SHIPPED, "audio"))
