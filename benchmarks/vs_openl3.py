@@ -173,17 +173,11 @@ def install_lite_home(home):
 
     os.environ["OPENL3LITE_HOME"] = str(home)
     for entry in hub.weight_files():
-        target = hub.installed_path(entry)
         source = AUDIO_WEIGHTS if entry["modality"] == "audio" else IMAGE_WEIGHTS
-        if target.exists() and target.stat().st_size == source.stat().st_size:
+        record = hub.installed_record(entry) or {}
+        if hub.is_installed(entry) and record.get("source", "").endswith(f" file {source}"):
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        record = {"file": entry["file"], "decompressed_name": entry["decompressed_name"],
-                  "git_blob_sha1": entry["git_blob_sha1"],
-                  "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
-                  "size": target.stat().st_size, "source": f"from file {source}"}
-        target.with_name(target.name + ".json").write_text(json.dumps(record))
+        hub.install_substitute(entry, source)
 
 
 # ----------------------------------------------------------------------------- inputs

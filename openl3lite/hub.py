@@ -344,19 +344,26 @@ def _install_gz(entry, gz_path, source, temps):
     ``temps`` collects the temporary files made here, for the caller's clean-up.
     """
     final = installed_path(entry)
-    record_path = _record_path(entry)
-    folder = final.parent
-    h5_fd, h5_tmp = _temp_file(folder, final.name, "h5")
+    h5_fd, h5_tmp = _temp_file(final.parent, final.name, "h5")
     temps.append(h5_tmp)
     sha256, size = _gunzip(gz_path, h5_fd, entry["file"])
+    return _install_h5(entry, h5_tmp, {"compressed_size": os.path.getsize(gz_path),
+                                       "sha256": sha256, "size": size, "source": source},
+                       temps)
+
+
+def _install_h5(entry, h5_tmp, facts, temps):
+    """Move the complete temporary ``h5_tmp`` into place with its record (the entry's names
+    and git blob id, ``facts`` and the time), atomically: without its record the ``.h5``
+    counts as not installed, so it is removed if the record cannot be written."""
+    final = installed_path(entry)
+    record_path = _record_path(entry)
+    folder = final.parent
     record = {
         "file": entry["file"],
         "decompressed_name": entry["decompressed_name"],
         "git_blob_sha1": entry["git_blob_sha1"],
-        "compressed_size": os.path.getsize(gz_path),
-        "sha256": sha256,
-        "size": size,
-        "source": source,
+        **facts,
         "installed_at": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"),
     }
@@ -367,11 +374,48 @@ def _install_gz(entry, gz_path, source, temps):
     try:
         os.replace(json_tmp, record_path)
     except BaseException:
-        # without its record the .h5 counts as not installed: remove it, leave nothing partial
         _remove_quietly(final)
         raise
     fsync_folder(folder)
     return str(final)
+
+
+def install_substitute(entry, h5_path):
+    """Install a decompressed HDF5 file *in place of* a published weight file, unchecked.
+
+    For tests and benchmarks that stand OpenL3's weights in with files of the same layout
+    (the fixtures' random weights): the cache then holds what :func:`fetch` would leave, and
+    OpenL3's model names resolve to ``h5_path``'s copy. Its record says
+    ``"source": "substitute from file <path>"``; :func:`verify_installed` checks the copy
+    against the sha256 recorded here, not against the published file.
+
+    Parameters
+    ----------
+    entry : dict
+        An item of :func:`weight_files`.
+    h5_path : str or os.PathLike
+        An HDF5 weights file in OpenL3's format.
+
+    Returns
+    -------
+    str
+        The path of the installed copy.
+    """
+    _check_entry(entry)
+    source = os.path.abspath(check_input_file(h5_path))
+
+    def work(temps):
+        final = installed_path(entry)
+        h5_fd, h5_tmp = _temp_file(final.parent, final.name, "h5")
+        temps.append(h5_tmp)
+        with open(source, "rb") as src, open(h5_fd, "wb") as out:
+            out.writelines(iter(lambda: src.read(_CHUNK), b""))
+        return _install_h5(entry, h5_tmp, {"sha256": _sha256_file(h5_tmp),
+                                           "size": os.path.getsize(h5_tmp),
+                                           "source": f"substitute from file {source}"},
+                           temps)
+
+    return _guarded_install(entry, False, work, f"from {source}")
 
 
 def _check_blob(entry, path):

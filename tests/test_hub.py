@@ -479,3 +479,25 @@ def test_git_blob_sha1_matches_git(tmp_path):
         hub.git_blob_sha1(tmp_path / "missing")
     with pytest.raises(OpenL3liteError, match="is a folder"):
         hub.git_blob_sha1(tmp_path)
+
+
+def test_a_substitute_is_installed_as_a_fetch_would_leave_it(home):
+    """hub.install_substitute (what the suite and the OpenL3 benchmark use to stand the random
+    fixture weights in for OpenL3's): the copy and its record in place, nothing else left in the
+    folder, verify_installed satisfied, a missing source refused by name."""
+    from conftest import FIXTURES
+
+    entry = hub.weight_files()[0]
+    source = FIXTURES / "openl3_audio_random.h5"
+    path = Path(hub.install_substitute(entry, source))
+    assert hub.is_installed(entry) and path.read_bytes() == source.read_bytes()
+    record = hub.installed_record(entry)
+    assert record["source"] == f"substitute from file {source}"
+    assert record["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert record["git_blob_sha1"] == entry["git_blob_sha1"]
+    assert sorted(p.name for p in path.parent.iterdir() if not p.name.endswith(".lock")) == \
+        sorted([path.name, path.name + ".json"])
+    hub.verify_installed(entry)
+    missing = home / "missing.h5"
+    with pytest.raises(OpenL3liteError, match="missing.h5"):
+        hub.install_substitute(entry, missing)
