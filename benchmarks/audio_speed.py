@@ -183,8 +183,8 @@ def main():
                 rows.append([width, hop, f"end to end, {mode}", n, n / total,
                              args.seconds / total,
                              "" if exact is None else exact / total,
-                             f"{net / total:.3f} ({whole / total:.3f} of the network with "
-                             "its spectrogram layer)"])
+                             (f"{net / total:.3f} ({whole / total:.3f} of the network with "
+                              "its spectrogram layer)")])
             stages = stage_times(path, model, hop, args.batch_size, args.resampler,
                                  args.repeats)
             stages["network"] = net
