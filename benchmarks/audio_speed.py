@@ -88,19 +88,24 @@ def stage_times(path, model, hop, batch_size, resampler, repeats):
     }
 
 
+def _batches_run(keras_model, batches):
+    """A no-argument call running ``keras_model`` over ``batches``, each batch shape traced
+    once beforehand."""
+    for b in {len(x): x for x in batches}.values():
+        keras_model.predict_on_batch(b)
+    return lambda: [keras_model.predict_on_batch(b) for b in batches]
+
+
 def network_alone_time(model, n_windows, batch_size, repeats, jit_compile=False):
     """Median seconds of the network (no frontend) on random spectrogram batches, and the
     cores it kept busy (:func:`_common.cores_busy`)."""
     from openl3lite.frontend import spectrogram_shape
 
-    net = spectrogram_network(model, jit_compile)
     rng = np.random.default_rng(0)
     shape = spectrogram_shape(model.input_repr)
-    batches = [rng.uniform(-80, 0, (b,) + shape).astype(np.float32)
-               for b in batch_sizes(n_windows, batch_size)]
-    for b in {len(x): x for x in batches}.values():  # trace each batch shape once
-        net.predict_on_batch(b)
-    run = lambda: [net.predict_on_batch(b) for b in batches]
+    run = _batches_run(spectrogram_network(model, jit_compile),
+                       [rng.uniform(-80, 0, (b,) + shape).astype(np.float32)
+                        for b in batch_sizes(n_windows, batch_size)])
     return median_time(run, repeats, warmup=False), cores_busy(run, repeats)
 
 
@@ -110,12 +115,9 @@ def model_alone_time(model, n_windows, batch_size, repeats):
     framing."""
     rng = np.random.default_rng(0)
     shape = tuple(model.input_shape[1:])
-    batches = [(0.1 * rng.standard_normal((b,) + shape)).astype(np.float32)
-               for b in batch_sizes(n_windows, batch_size)]
-    for b in {len(x): x for x in batches}.values():
-        model.predict_on_batch(b)
-    return median_time(lambda: [model.predict_on_batch(b) for b in batches], repeats,
-                       warmup=False)
+    run = _batches_run(model, [(0.1 * rng.standard_normal((b,) + shape)).astype(np.float32)
+                               for b in batch_sizes(n_windows, batch_size)])
+    return median_time(run, repeats, warmup=False)
 
 
 def end_to_end_time(path, model, hop, batch_size, resampler, mode, repeats):

@@ -138,8 +138,8 @@ def as_audio_model(model, input_repr=None, embedding_size=AUDIO_EMBEDDING_SIZES[
     (:func:`openl3lite.engines.cached_engine_model`), so Keras and TensorFlow are not imported.
     Fast mode runs its trunk in Keras, so it always gets the Keras model.
     """
-    cached = (engines.cached_engine_model(model, "audio", input_repr, embedding_size, frontend,
-                                          content_type, engine) if mode == "exact" else None)
+    cached = engines.cached_engine_model(model, "audio", input_repr, embedding_size, frontend,
+                                         content_type, engine, mode)
     if cached is not None:
         return cached
     return keras_models().as_audio_model(model, input_repr, embedding_size, frontend, content_type)

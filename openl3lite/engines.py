@@ -34,6 +34,7 @@ import functools
 import json
 import os
 from dataclasses import dataclass
+from stat import S_ISREG
 
 import numpy as np
 
@@ -44,6 +45,7 @@ from .facts import (
     BF16_TOLERANCE,
     DEFAULT_ENGINE,
     DEFAULT_INPUT_REPR,
+    DEFAULT_MODE,
     ENGINES,
 )
 
@@ -251,10 +253,11 @@ def _weights_file_facts(model, part, input_repr, content_type, frontend):
         stat = os.stat(path)
     except OSError:
         return None
-    if not os.path.isfile(path):
+    if not S_ISREG(stat.st_mode):
         return None
     try:
-        sha256, is_openl3, recorded_repr = _file_facts(os.path.realpath(path), stat.st_size,
+        # the path as given (not resolved): an OpenL3 file's name tells its representation
+        sha256, is_openl3, recorded_repr = _file_facts(os.path.abspath(path), stat.st_size,
                                                        stat.st_mtime_ns)
     except OpenL3liteError:
         return None
@@ -265,21 +268,20 @@ def _weights_file_facts(model, part, input_repr, content_type, frontend):
 
 
 @functools.lru_cache(maxsize=64)
-def _file_facts(real_path, size, mtime_ns):
+def _file_facts(path, size, mtime_ns):
     """(sha256, whether it is an OpenL3 weights file, the input representation it records or
     its name implies) of a weights file, read once per file version: the size and
     modification time in the key make a rewritten file read again, and repeated calls with
     the same file skip hashing it (about 20 ms for OpenL3's 18 MB audio weights)."""
     from . import weights
 
-    if weights.is_openl3_weight_file(real_path):
-        return weights.sha256_of(real_path), True, weights.openl3_file_facts(real_path)[0]
-    return (weights.sha256_of(real_path), False,
-            weights.read_model_metadata(real_path).input_repr)
+    if weights.is_openl3_weight_file(path):
+        return weights.sha256_of(path), True, weights.openl3_file_facts(path)[0]
+    return weights.sha256_of(path), False, weights.read_model_metadata(path).input_repr
 
 
 def cached_engine_model(model, part, input_repr, embedding_size, frontend, content_type,
-                        engine):
+                        engine, mode=DEFAULT_MODE):
     """The converted network the API can run for its ``model`` argument without Keras.
 
     Parameters
@@ -292,16 +294,19 @@ def cached_engine_model(model, part, input_repr, embedding_size, frontend, conte
     input_repr, embedding_size, frontend, content_type
         The API's arguments (``frontend`` for audio only).
     engine : str
+    mode : str
+        ``exact`` or ``fast``; fast mode runs its trunk in Keras, so it needs the Keras model.
 
     Returns
     -------
     EngineModel or None
-        None unless ``engine`` is ``onnxruntime`` or ``openvino``, audio comes with the kapre
-        frontend, and an earlier conversion of this weights file (same sha256, input
+        None unless the mode is exact, ``engine`` is ``onnxruntime`` or ``openvino``, audio
+        comes with the kapre frontend, and an earlier conversion of this weights file (same sha256, input
         representation and embedding size) is in the cache and sound; the caller then loads
         the Keras model, which converts (and records) the network on first use.
     """
-    if engine not in _KERAS_FREE_ENGINES or (part == "audio" and frontend != "kapre"):
+    if (mode != "exact" or engine not in _KERAS_FREE_ENGINES
+            or (part == "audio" and frontend != "kapre")):
         return None
     facts = _weights_file_facts(model, part, input_repr, content_type, frontend)
     if facts is None:

@@ -43,9 +43,8 @@ def load_audio_model(model_path, input_repr, content_type, embedding_size, front
     from . import engines
     from .api import keras_models
 
-    cached = (engines.cached_engine_model(model_path, "audio", input_repr, embedding_size,
-                                          frontend, content_type, engine)
-              if mode == "exact" else None)
+    cached = engines.cached_engine_model(model_path, "audio", input_repr, embedding_size,
+                                         frontend, content_type, engine, mode)
     if cached is not None:
         return cached
     models = keras_models()

@@ -3,9 +3,9 @@
 resampy's kernel sums each output sample's filter taps one after another: every output sample
 is a chain of 128 or more dependent floating-point additions, so the CPU spends its time
 waiting for the previous addition (9.6 ms per second of 44.1 kHz audio on a 2-core Xeon,
-against 2.9 ms here: ``benchmarks/resample_speed.py``). The kernel here computes **four output samples side by
-side** (four independent chains the CPU overlaps) and splits the output samples between
-threads (numba, without the GIL). Each output sample is still computed with the same
+against 2.9 ms here: ``benchmarks/resample_speed.py``). The kernel here computes **four
+output samples side by side** (four independent chains the CPU overlaps) and splits the
+output samples between threads (numba, without the GIL). Each output sample is still computed with the same
 operations, on the same filter values, in the same order as resampy's, so the result is
 resampy's **bit for bit** (``tests/test_sinc.py`` checks ``np.array_equal`` against resampy
 for up- and downsampling at several rates); only the schedule changes.
@@ -239,10 +239,10 @@ def interpolate(samples, times, table, threads=None):
     args = (samples, reversed_samples, times, table.weights, table.deltas, table.taps,
             table.num_table, table.scale)
     n_threads = max(1, min(threads or default_threads(), len(times) // MIN_SAMPLES_PER_THREAD))
-    bounds = np.linspace(0, len(times), n_threads + 1).astype(int)
     if n_threads == 1:
         _interpolate_range(*args, 0, len(times), out)
         return out
+    bounds = np.linspace(0, len(times), n_threads + 1).astype(int)
     with ThreadPoolExecutor(n_threads) as pool:
         list(pool.map(lambda lo, hi: _interpolate_range(*args, lo, hi, out),
                       bounds[:-1], bounds[1:]))

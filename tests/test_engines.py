@@ -261,6 +261,9 @@ def test_the_keras_free_path_serves_only_what_it_can(home, tmp_path):
             (tmp_path / "missing.h5", None, 512, "kapre", "onnxruntime")]:
         assert engines.cached_engine_model(model, "audio", input_repr, size, frontend, "music",
                                            engine) is None
+    # fast mode runs its trunk in Keras: never the converted network
+    assert engines.cached_engine_model(SHIPPED, "audio", None, 512, "kapre", "music",
+                                       "onnxruntime", "fast") is None
 
 
 def test_fast_mode_with_an_engine_still_runs_its_trunk_in_keras(home):
@@ -290,11 +293,9 @@ def test_the_cli_runs_a_cached_engine_network_without_keras(home, tmp_path, comm
     computes, with the engine and the model's provenance."""
     inputs = {"audio": SPEECH[0], "image": DATA / "avdigits_frame.png",
               "video": DATA / "avdigits_theo_001.mp4"}[command]
-    for part in ("audio", "image"):  # make sure both conversions are in the cache
-        engines.converted_model(openl3lite.load_audio_embedding_model_from_path(SHIPPED, None,
-                                                                                6144)
-                                if part == "audio" else
-                                openl3lite.load_image_embedding_model_from_path(SHIPPED, 8192))
+    # both conversions in the cache (made here, or found there from the tests above)
+    engines.converted_model(openl3lite.load_audio_embedding_model_from_path(SHIPPED, None, 6144))
+    engines.converted_model(openl3lite.load_image_embedding_model_from_path(SHIPPED, 8192))
     env = dict(os.environ, OPENL3LITE_HOME=str(home), PYTHONPATH=str(REPO))
     done = subprocess.run([sys.executable, "-c", _CLI_WITHOUT_KERAS, command, str(inputs),
                            "--model", SHIPPED, "--engine", "onnxruntime", "-o", str(tmp_path),
@@ -335,3 +336,14 @@ def test_a_weights_file_is_hashed_once_per_version(tmp_path, monkeypatch):
     changed = engines._weights_file_facts(path, "audio", None, "music", "kapre")
     assert len(hashed) == 2 and changed[0] != first[0] == real_sha256(
         registry.part_file(SHIPPED, "audio"))
+
+
+def test_a_linked_openl3_file_is_known_by_the_name_it_was_given(tmp_path):
+    """OpenL3's weights files tell their input representation by name; a link named
+    ``openl3_audio_mel128_music.h5`` to a file named otherwise is a mel128 file."""
+    from conftest import FIXTURES
+
+    link = tmp_path / "openl3_audio_mel128_music.h5"
+    link.symlink_to(FIXTURES / "openl3_audio_random.h5")
+    facts = engines._weights_file_facts(link, "audio", None, "music", "kapre")
+    assert facts is not None and facts[1] == "mel128"
